@@ -1,0 +1,358 @@
+"""`artstyle`: the engine from the command line (no Qt).
+
+Exit codes: 0 success; 1 a clear error (message on stderr); 2 bad usage;
+130 interrupted by Ctrl-C (finished batches are kept; run again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .core.analysis import PARTS
+from .core.errors import ArtStyleError
+from .core.progress import Progress, ProgressGen, stage_label
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parse_blend(text: str) -> dict[str, float]:
+    out = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, _, val = item.partition("=")
+        key = key.strip().lower().replace("color", "colour")
+        if key not in PARTS or not val:
+            raise argparse.ArgumentTypeError(f"blend must look like deep=1,texture=0.5,colour=0.25 (got {item!r})")
+        out[key] = float(val)
+    return out
+
+
+def _parse_k(text: str) -> int | None:
+    if text.lower() == "auto":
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("K must be a number or 'auto'") from None
+    if not 1 <= k <= 200:
+        raise argparse.ArgumentTypeError("K must be between 1 and 200")
+    return k
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", type=Path, help="the painting collection (never written to)")
+    g = p.add_argument_group("index and labels")
+    g.add_argument("--index-dir", type=Path, help="where the index lives (default: per-user data dir)")
+    g.add_argument("--labels", type=Path, help="labels CSV (path, artist, title, year, style, ...); "
+                                                "default: labels.csv in the folder if present")
+    g.add_argument("--artist-from-folder", action="store_true", help="take the artist from the parent folder name")
+    g = p.add_argument_group("features")
+    g.add_argument("--backbone", choices=["effnet-lite0", "resnet50"], help="CNN (default effnet-lite0, offline)")
+    g.add_argument("--weights", help="weights file for the backbone (e.g. a ResNet50 state dict)")
+    g.add_argument("--no-trim", action="store_true", help="do not trim uniform borders (letterbox bars)")
+    g.add_argument("--max-megapixels", type=float, help="skip images larger than this (default 400)")
+    g.add_argument("--batch-size", type=int)
+    g = p.add_argument_group("analysis")
+    g.add_argument("--blend", type=_parse_blend, help="search blend, e.g. deep=1,texture=0.5,colour=0.25")
+    g.add_argument("--metric", choices=["cosine", "euclidean"])
+    g.add_argument("--pca", type=int, help="PCA components of the deep part (default 128)")
+    g.add_argument("--topic-input", choices=["bovw", "pca"], help="LDA input (default bovw)")
+    g.add_argument("--k", type=_parse_k, default=argparse.SUPPRESS, help="number of topics, or 'auto'")
+    g.add_argument("--seed", type=int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="artstyle", description="Explore a collection of paintings by visual style.")
+    ap.add_argument("--version", action="version", version=f"artstyle {__version__}")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="scan the folder, extract features (incrementally), fit topics")
+    _common(p)
+    p.add_argument("--retry-failed", action="store_true", help="try unreadable files again")
+    p.add_argument("--no-analysis", action="store_true", help="only extract features")
+
+    p = sub.add_parser("similar", help="nearest neighbours of a painting in the collection or of any image")
+    _common(p)
+    p.add_argument("query", help="a painting in the collection (path relative to the folder) or any image file")
+    p.add_argument("-k", "-n", "--count", dest="count", type=int, default=10, help="number of neighbours")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("topics", help="fit or show the style topics")
+    _common(p)
+    p.add_argument("--top", type=int, default=5, help="paintings listed per topic")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("export", help="write topic, painting and artist summaries as CSV + provenance JSON")
+    _common(p)
+    p.add_argument("outdir", type=Path, help="output folder (must not be inside the collection)")
+
+    p = sub.add_parser("evaluate", help="precision@K / mAP@K of neighbours and NMI of topics against a label")
+    _common(p)
+    p.add_argument("--label", required=True, help="label column, e.g. style or artist")
+    p.add_argument("--at", type=int, default=10, help="K of precision@K (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("problems", help="list files that could not be read, with reasons")
+    _common(p)
+    return ap
+
+
+def _settings(args, index_dir_saved):
+    from .core.engine import Settings
+
+    st = Settings()
+    if index_dir_saved is not None:
+        st = index_dir_saved
+    if args.backbone:
+        st.backbone = args.backbone
+    if args.weights:
+        st.weights_file = str(Path(args.weights).expanduser().resolve())
+    if args.no_trim:
+        st.trim_borders = False
+    if args.max_megapixels:
+        st.max_megapixels = args.max_megapixels
+    if args.batch_size:
+        st.batch_size = args.batch_size
+    if args.blend:
+        st.blend = {p: args.blend.get(p, st.blend.get(p, 0.0)) for p in PARTS}
+    if args.metric:
+        st.metric = args.metric
+    if args.pca:
+        st.deep_components = args.pca
+    if args.topic_input:
+        st.topic_input = args.topic_input
+    if hasattr(args, "k"):
+        st.k = args.k
+    if args.seed is not None:
+        st.seed = args.seed
+    return st
+
+
+def open_collection(args):
+    from .core.engine import Collection, Settings
+    from .core.store import IndexStore, index_dir_for
+
+    idx = args.index_dir or index_dir_for(Path(args.folder))
+    saved = None
+    db = Path(idx) / "index.sqlite"
+    if db.exists():
+        s = IndexStore(Path(idx), readonly=True)
+        try:
+            raw = s.get_meta("settings")
+        finally:
+            s.close()
+        if raw:
+            saved = Settings.from_json(json.loads(raw))
+    st = _settings(args, saved)
+    col = Collection(args.folder, settings=st, index_dir=args.index_dir, labels_csv=args.labels,
+                     artist_from_folder=args.artist_from_folder)
+    col.store.set_meta("settings", json.dumps(st.to_json()))
+    return col
+
+
+class _Bar:
+    """tqdm progress bar per stage, with counts, rate and ETA."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, p: Progress) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
+            unit = "img" if p.stage in ("scan", "extract") else "step"
+            self.bar = tqdm(total=p.total, desc=stage_label(p.stage), unit=unit, leave=p.stage == "extract",
+                            file=sys.stderr, dynamic_ncols=True)
+        if self.bar is not None:
+            if p.total is not None and self.bar.total != p.total:
+                self.bar.total = p.total
+            self.bar.n = p.done
+            self.bar.set_postfix_str(p.message[:60], refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def drive(gen: ProgressGen, quiet: bool = False):
+    bar = _Bar(quiet)
+    try:
+        while True:
+            try:
+                bar(next(gen))
+            except StopIteration as stop:
+                return stop.value
+    finally:
+        bar.close()
+        gen.close()
+
+
+def _ensure_analysis(col, quiet):
+    an = col.load_analysis()
+    if an is None:
+        if not col._ok_records():
+            raise ArtStyleError(f"{col.root} has no indexed paintings yet. Run `artstyle index {col.root}` first.")
+        an = drive(col.analyse(), quiet)
+    return an
+
+
+def cmd_index(args) -> int:
+    with open_collection(args) as col:
+        rep = drive(col.update(retry_failed=args.retry_failed), args.quiet)
+        print(rep.summary())
+        for path, reason in rep.failed[:20]:
+            print(f"  skipped {path}: {reason}", file=sys.stderr)
+        if len(rep.failed) > 20:
+            print(f"  ... and {len(rep.failed) - 20} more (artstyle problems {args.folder})", file=sys.stderr)
+        if not args.no_analysis:
+            an = drive(col.analyse(), args.quiet)
+            if an is None:
+                print("No readable paintings: nothing to analyse.")
+            else:
+                k = an.topics.k if an.topics else 0
+                print(f"{an.n:,} paintings indexed; {k} style topics; index at {col.index_dir}")
+    return EXIT_OK
+
+
+def cmd_similar(args) -> int:
+    with open_collection(args) as col:
+        an = _ensure_analysis(col, args.quiet)
+        row = col.find(args.query)
+        if row is not None:
+            res = col.similar(row, args.count)
+            title = f"Nearest to {an.relpaths[row]}"
+        elif Path(args.query).is_file():
+            res = drive(_wrap(lambda: col.similar_to_file(args.query, args.count)), args.quiet)
+            title = f"Nearest to external image {args.query}"
+        else:
+            raise ArtStyleError(f"{args.query} is neither a painting of the collection nor an image file.")
+        if args.json:
+            print(json.dumps([{"path": n.relpath, "score": round(n.score, 5),
+                               "shares": {k: round(v, 4) for k, v in n.shares.items()}} for n in res], indent=1))
+            return EXIT_OK
+        print(title)
+        print(f"{'#':>3}  {'score':>6}  {'deep':>5} {'tex':>5} {'col':>5}  path")
+        for i, n in enumerate(res, 1):
+            s = n.shares
+            print(f"{i:>3}  {n.score:6.3f}  {s['deep']:5.0%} {s['texture']:5.0%} {s['colour']:5.0%}  {n.relpath}")
+    return EXIT_OK
+
+
+def _wrap(fn):
+    yield Progress("load-model", 0, 1, "embedding the query image")
+    return fn()
+
+
+def cmd_topics(args) -> int:
+    from .core.summaries import topic_summaries
+
+    with open_collection(args) as col:
+        an = _ensure_analysis(col, args.quiet)
+        if an.topics is None:
+            print("Too few paintings to fit topics.")
+            return EXIT_OK
+        sums = topic_summaries(an, args.top)
+        if args.json:
+            print(json.dumps({"k": an.topics.k, "curve": {"k": an.topics.curve_k,
+                              "perplexity": an.topics.curve_perplexity},
+                              "topics": [s.__dict__ for s in sums]}, indent=1))
+            return EXIT_OK
+        mode = "fixed" if col.settings.k else "auto: held-out perplexity elbow"
+        print(f"{an.topics.k} topics ({mode}; input {an.topics.input_kind}) over {an.n:,} paintings")
+        if an.topics.curve_k:
+            print("perplexity: " + ", ".join(f"K={k}:{p:.0f}" for k, p in zip(an.topics.curve_k,
+                                                                            an.topics.curve_perplexity)))
+        for s in sums:
+            arts = ", ".join(f"{a} ({c})" for a, c in s.top_artists) or "-"
+            print(f"\nTopic {s.topic + 1}: {s.size} paintings ({s.share:.0%}), mean p={s.mean_probability:.2f}; "
+                  f"artists: {arts}")
+            for p, v in s.top_paintings:
+                print(f"    {v:.2f}  {p}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .core.store import check_outside
+    from .core.summaries import export
+
+    with open_collection(args) as col:
+        check_outside(col.root, args.outdir)
+        an = _ensure_analysis(col, args.quiet)
+        sha = None
+        if col.settings.backbone == "effnet-lite0" or col.settings.weights_file:
+            sha = col.backbone().weights_sha256
+        for p in export(an, args.outdir, backbone_sha256=sha):
+            print(p)
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .core.evaluate import evaluate_parts, nmi
+
+    with open_collection(args) as col:
+        an = _ensure_analysis(col, args.quiet)
+        labels = an.label_column(args.label)
+        if not any(labels):
+            raise ArtStyleError(f"No painting has a {args.label!r} label. Pass --labels CSV or --artist-from-folder.")
+        scores = evaluate_parts(an.parts, an.weights, labels, args.at)
+        res = {"n": sum(1 for x in labels if x), "label": args.label, "k": args.at,
+               "retrieval": [s.__dict__ for s in scores]}
+        if an.topics is not None:
+            res["topics_nmi"] = nmi(list(an.dominant_topics()), labels)
+            res["topics_k"] = an.topics.k
+            res["topic_input"] = an.topics.input_kind
+        if args.json:
+            print(json.dumps(res, indent=1))
+            return EXIT_OK
+        print(f"{res['n']:,} labelled paintings, label '{args.label}', {len(set(x for x in labels if x))} classes")
+        print(f"{'':28} {'P@' + str(args.at):>7} {'mAP@' + str(args.at):>8}")
+        for s in scores:
+            print(f"{s.name:28} {s.precision_at_k:7.3f} {s.map_at_k:8.3f}")
+        if "topics_nmi" in res:
+            print(f"NMI(dominant topic, {args.label}) = {res['topics_nmi']:.3f}  "
+                  f"(K={res['topics_k']}, input {res['topic_input']})")
+    return EXIT_OK
+
+
+def cmd_problems(args) -> int:
+    with open_collection(args) as col:
+        probs = col.problems()
+        for p, r in probs:
+            print(f"{p}\t{r}")
+        if not probs:
+            print("No problems: every file was read.")
+    return EXIT_OK
+
+
+COMMANDS = {"index": cmd_index, "similar": cmd_similar, "topics": cmd_topics, "export": cmd_export,
+            "evaluate": cmd_evaluate, "problems": cmd_problems}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("\nInterrupted. Finished batches are saved; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ArtStyleError as e:
+        print(f"artstyle: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

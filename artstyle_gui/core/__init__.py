@@ -1,0 +1,1 @@
+"""Qt-free engine: scanning, decoding, features, index, analysis, neighbours, export."""

@@ -1,0 +1,244 @@
+"""From raw stored features to the search embedding and the style topics.
+
+Parts of the search embedding (each L2-normalised, so a blend weight means what it says):
+
+``deep``     pooled CNN features -> L2 -> PCA -> L2
+``texture``  Gram matrices, per layer: signed sqrt -> L2 -> PCA, concatenated -> L2
+``colour``   3-D colour histogram -> sqrt (Hellinger) -> PCA -> L2
+
+Topics (scikit-learn's LatentDirichletAllocation needs non-negative counts):
+
+``bovw``  bag of visual words: every cell of a mid-level conv feature map (7x7 per
+          painting) is PCA-reduced and quantised by MiniBatchKMeans into a visual
+          vocabulary; each painting is the count vector of its words plus its colour
+          words (the colour histogram scaled to counts).
+``pca``   the research line's variant: the deep PCA scores shifted and scaled to
+          non-negative pseudo-counts.
+
+K is given or chosen by the elbow of held-out perplexity over K = 5..20.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .progress import Progress, ProgressGen
+
+PARTS = ("deep", "texture", "colour")
+TOPIC_INPUTS = ("bovw", "pca")
+
+
+def l2n(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    n = np.linalg.norm(x, axis=axis, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class Projection:
+    """A fitted linear map (PCA) saved as plain arrays: y = (x - mean) @ components.T."""
+
+    mean: np.ndarray
+    components: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) @ self.components.T).astype(np.float32)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, n_components: int, seed: int = 0) -> "Projection":
+        from sklearn.decomposition import PCA
+
+        n, d = x.shape
+        k = int(min(n_components, d, max(1, n - 1)))
+        if n < 3:
+            return cls(mean=x.mean(0).astype(np.float32), components=np.eye(d, dtype=np.float32)[:k])
+        svd = "randomized" if min(n, d) > 4 * k and k < 200 else "full"
+        p = PCA(n_components=k, svd_solver=svd, random_state=seed).fit(x)
+        return cls(mean=p.mean_.astype(np.float32), components=p.components_.astype(np.float32))
+
+
+def _ssqrt(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.sqrt(np.abs(x))
+
+
+@dataclass
+class PartModel:
+    """Everything needed to turn raw features of a new image into embedding parts."""
+
+    deep: Projection
+    grams: list[Projection]
+    colour: Projection
+
+    def transform(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        deep = l2n(self.deep(l2n(raw["deep"])))
+        tex = [p(l2n(_ssqrt(raw[f"gram{i}"]))) for i, p in enumerate(self.grams)]
+        texture = l2n(np.concatenate([l2n(t) for t in tex], axis=1))
+        colour = l2n(self.colour(np.sqrt(np.maximum(raw["colour"], 0))))
+        return {"deep": deep, "texture": texture, "colour": colour}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {"pm_deep_mean": self.deep.mean, "pm_deep_comp": self.deep.components,
+               "pm_colour_mean": self.colour.mean, "pm_colour_comp": self.colour.components}
+        for i, g in enumerate(self.grams):
+            out[f"pm_gram{i}_mean"], out[f"pm_gram{i}_comp"] = g.mean, g.components
+        return out
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "PartModel":
+        grams = []
+        i = 0
+        while f"pm_gram{i}_mean" in a:
+            grams.append(Projection(a[f"pm_gram{i}_mean"], a[f"pm_gram{i}_comp"]))
+            i += 1
+        return cls(
+            deep=Projection(a["pm_deep_mean"], a["pm_deep_comp"]), grams=grams,
+            colour=Projection(a["pm_colour_mean"], a["pm_colour_comp"]),
+        )
+
+
+def fit_parts(raw: dict[str, np.ndarray], *, deep_components: int = 128, gram_components: int = 64,
+              colour_components: int = 64, seed: int = 0) -> tuple[PartModel, dict[str, np.ndarray]]:
+    deep = Projection.fit(l2n(raw["deep"]), deep_components, seed)
+    grams = []
+    i = 0
+    while f"gram{i}" in raw:
+        grams.append(Projection.fit(l2n(_ssqrt(raw[f"gram{i}"])), gram_components, seed))
+        i += 1
+    colour = Projection.fit(np.sqrt(np.maximum(raw["colour"], 0)), colour_components, seed)
+    model = PartModel(deep=deep, grams=grams, colour=colour)
+    return model, model.transform(raw)
+
+
+def blend(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Concatenate sqrt(w_p / sum w) * part_p: unit vectors whose dot product is the weighted mean of
+    the per-part cosine similarities."""
+    total = sum(max(0.0, float(weights.get(p, 0.0))) for p in PARTS)
+    if total <= 0:
+        raise ValueError("At least one blend weight must be positive.")
+    cols = [np.sqrt(max(0.0, float(weights.get(p, 0.0))) / total) * parts[p] for p in PARTS]
+    return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
+
+
+def part_contributions(parts: dict[str, np.ndarray], i: np.ndarray | int, j: np.ndarray,
+                       weights: dict[str, float], query: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(len(j), 3): weighted cosine contribution of each part to the similarity between the
+    query (row i, or an external ``query``) and rows j. Rows sum to the blended cosine similarity."""
+    total = sum(max(0.0, float(weights.get(p, 0.0))) for p in PARTS)
+    out = np.zeros((len(j), len(PARTS)), np.float32)
+    for c, p in enumerate(PARTS):
+        q = query[p][0] if query is not None else parts[p][i]
+        out[:, c] = max(0.0, float(weights.get(p, 0.0))) / total * (parts[p][j] @ q)
+    return out
+
+
+# --------------------------------------------------------------------------- topics
+@dataclass
+class TopicInput:
+    kind: str
+    counts: np.ndarray  # (N, V) non-negative
+    vocab_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def bovw_counts(local: np.ndarray, colour: np.ndarray, *, vocab_size: int = 256, pca_dims: int = 32,
+                colour_weight: float = 0.5, seed: int = 0) -> ProgressGen[TopicInput]:
+    """Bag of visual words from local descriptors (N, cells, C) float16 + colour words."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    n, cells, c = local.shape
+    rng = np.random.default_rng(seed)
+    yield Progress("vocab", 0, 3, "sampling local descriptors")
+    flat_idx = rng.choice(n * cells, size=min(n * cells, 60_000), replace=False)
+    sample = l2n(_ssqrt(local.reshape(n * cells, c)[np.sort(flat_idx)].astype(np.float32)))
+    proj = Projection.fit(sample, pca_dims, seed)
+    z = proj(sample)
+    v = int(min(vocab_size, max(2, len(z) // 20)))
+    yield Progress("vocab", 1, 3, f"clustering {len(z):,} descriptors into {v} visual words")
+    km = MiniBatchKMeans(n_clusters=v, random_state=seed, batch_size=4096, n_init=3, max_iter=100)
+    km.fit(z)
+    yield Progress("vocab", 2, 3, "counting words per painting")
+    counts = np.zeros((n, v), np.float32)
+    step = 2048
+    for s in range(0, n, step):
+        blk = local[s : s + step].astype(np.float32).reshape(-1, c)
+        words = km.predict(proj(l2n(_ssqrt(blk)))).reshape(-1, cells)
+        for r, row in enumerate(words):
+            counts[s + r] = np.bincount(row, minlength=v)
+    if colour_weight > 0:
+        counts = np.concatenate([counts, colour * cells * colour_weight], axis=1)
+    yield Progress("vocab", 3, 3, "visual vocabulary ready")
+    return TopicInput("bovw", counts, {"bovw_mean": proj.mean, "bovw_comp": proj.components,
+                                       "bovw_centers": km.cluster_centers_.astype(np.float32)})
+
+
+def pca_counts(deep_scores: np.ndarray, scale: float = 10.0) -> TopicInput:
+    """The research line's input: PCA scores min-max shifted/scaled to non-negative pseudo-counts."""
+    lo, hi = deep_scores.min(0), deep_scores.max(0)
+    x = (deep_scores - lo) / np.maximum(hi - lo, 1e-9) * scale
+    return TopicInput("pca", x.astype(np.float32), {"pca_lo": lo, "pca_hi": hi})
+
+
+def _lda(k: int, n: int, seed: int):
+    from sklearn.decomposition import LatentDirichletAllocation
+
+    # batch variational Bayes for small sets; online (mini-batch) beyond, which reached the same NMI
+    # on wikiart7-dev in a third of the time (docs/topics.md)
+    small = n <= 1000
+    return LatentDirichletAllocation(
+        n_components=k, learning_method="batch" if small else "online", batch_size=512,
+        max_iter=30 if small else 10, random_state=seed, n_jobs=1, evaluate_every=-1,
+    )
+
+
+def knee(ks: list[int], values: list[float]) -> int:
+    """Elbow of a perplexity curve: the K farthest below the chord of the normalised curve
+    (Kneedle). A curve that only rises (more topics never help on held-out data) gives its minimum."""
+    x = np.asarray(ks, float)
+    y = np.asarray(values, float)
+    if len(x) < 3:
+        return int(x[int(np.argmin(y))])
+    if y[-1] >= y[0]:
+        return int(x[int(np.argmin(y))])
+    xn = (x - x[0]) / (x[-1] - x[0])
+    yn = (y - y.min()) / max(1e-12, y.max() - y.min())
+    chord = yn[0] + (yn[-1] - yn[0]) * xn
+    return int(x[int(np.argmax(chord - yn))])
+
+
+@dataclass
+class TopicModel:
+    k: int
+    mixtures: np.ndarray  # (N, K) rows sum to 1
+    components: np.ndarray  # (K, V) topic-word pseudo-counts
+    curve_k: list[int]
+    curve_perplexity: list[float]
+    input_kind: str
+
+
+def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, int] = (5, 20),
+               seed: int = 0, kind: str = "bovw") -> ProgressGen[TopicModel]:
+    n = counts.shape[0]
+    curve_k: list[int] = []
+    curve_p: list[float] = []
+    if k is None:
+        lo, hi = k_range
+        hi = max(lo, min(hi, max(2, n // 2)))
+        ks = list(range(lo, hi + 1))
+        rng = np.random.default_rng(seed)
+        idx = rng.permutation(n)[: min(n, 2000)]  # the sweep runs on a sample
+        n_test = max(1, len(idx) // 5)
+        test, train = counts[idx[:n_test]], counts[idx[n_test:]] if len(idx) > n_test else counts[idx]
+        for i, kk in enumerate(ks):
+            yield Progress("k-select", i, len(ks), f"perplexity for K={kk}")
+            m = _lda(kk, len(train), seed).fit(train)
+            curve_k.append(kk)
+            curve_p.append(float(m.perplexity(test)))
+        k = knee(curve_k, curve_p)
+        yield Progress("k-select", len(ks), len(ks), f"chose K={k} (perplexity elbow)")
+    k = int(max(1, k))
+    yield Progress("topics", 0, 1, f"fitting {k} topics on {n:,} paintings")
+    lda = _lda(k, n, seed).fit(counts)
+    mix = lda.transform(counts).astype(np.float32)
+    mix /= np.maximum(mix.sum(1, keepdims=True), 1e-12)
+    yield Progress("topics", 1, 1, f"{k} topics fitted")
+    return TopicModel(k, mix, lda.components_.astype(np.float32), curve_k, curve_p, kind)

@@ -1,0 +1,571 @@
+"""The collection engine: scan -> extract (incremental) -> analyse -> neighbours.
+
+All long steps are progress generators (see :mod:`.progress`); the CLI and the app
+drive the same generators.  Work is committed batch by batch before each yield, so
+stopping a generator (Ctrl-C, Cancel, a crash) keeps every finished batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis import (PARTS, TOPIC_INPUTS, PartModel, TopicModel, blend, bovw_counts, fit_parts, fit_topics,
+                       part_contributions, pca_counts)
+from .backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, file_sha256, load_backbone
+from .errors import ArtStyleError, DecodeError
+from .features import FeatureLayout, Prepared, content_hash, prepare
+from .labels import artist_from_parent, find_default_labels_csv, read_labels_csv
+from .neighbors import NeighbourIndex
+from .progress import Progress, ProgressGen
+from .scan import iter_image_files
+from .store import FileRecord, IndexStore, check_outside, index_dir_for, load_json, load_npz, save_json, save_npz
+
+DEFAULT_BLEND = {"deep": 1.0, "texture": 0.5, "colour": 0.25}
+ANALYSIS_VERSION = 1
+
+
+@dataclass
+class Settings:
+    """Everything that shapes the results; plain data, persisted by the app."""
+
+    backbone: str = DEFAULT_BACKBONE
+    weights_file: str | None = None
+    colour_bins: int = 8
+    trim_borders: bool = True
+    max_megapixels: float = 400.0
+    batch_size: int = 16
+    decode_threads: int = 0  # 0: automatic
+    deep_components: int = 128
+    gram_components: int = 64
+    colour_components: int = 64
+    blend: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
+    metric: str = "cosine"
+    topic_input: str = "bovw"
+    k: int | None = None  # None: automatic (perplexity elbow over k_range)
+    k_range: tuple[int, int] = (5, 20)
+    vocab_size: int = 256
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.backbone not in REGISTRY:
+            raise ArtStyleError(f"Unknown backbone {self.backbone!r}; choose one of {', '.join(REGISTRY)}.")
+        if self.metric not in ("cosine", "euclidean"):
+            raise ArtStyleError("metric must be 'cosine' or 'euclidean'.")
+        if self.topic_input not in TOPIC_INPUTS:
+            raise ArtStyleError(f"topic input must be one of {', '.join(TOPIC_INPUTS)}.")
+        if self.k is not None and not 1 <= self.k <= 200:
+            raise ArtStyleError("K must be between 1 and 200.")
+        if not any(self.blend.get(p, 0) > 0 for p in PARTS):
+            raise ArtStyleError("At least one of the blend weights (deep, texture, colour) must be positive.")
+
+    def featureset_key(self) -> str:
+        w = ""
+        if self.weights_file:
+            w = "-w" + file_sha256(self.weights_file)[:10]
+        return f"{self.backbone}{w}-c{self.colour_bins}-t{int(self.trim_borders)}"
+
+    def featureset_config(self) -> dict[str, Any]:
+        return {"backbone": self.backbone, "weights_file": self.weights_file, "colour_bins": self.colour_bins,
+                "trim_borders": self.trim_borders}
+
+    def analysis_config(self) -> dict[str, Any]:
+        return {"deep_components": self.deep_components, "gram_components": self.gram_components,
+                "colour_components": self.colour_components, "topic_input": self.topic_input, "k": self.k,
+                "k_range": list(self.k_range), "vocab_size": self.vocab_size, "seed": self.seed,
+                "version": ANALYSIS_VERSION}
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["k_range"] = list(self.k_range)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Settings":
+        known = {f for f in cls.__dataclass_fields__}
+        d = {k: v for k, v in d.items() if k in known}
+        if "k_range" in d:
+            d["k_range"] = tuple(d["k_range"])
+        return cls(**d)
+
+
+@dataclass
+class UpdateReport:
+    scanned: int = 0
+    unchanged: int = 0
+    extracted: int = 0
+    reused: int = 0  # moved/renamed/duplicate content: features reused without extraction
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"{self.scanned:,} images: {self.extracted:,} extracted, {self.reused:,} reused by content, "
+                f"{self.unchanged:,} unchanged, {self.removed:,} removed, {len(self.failed):,} unreadable")
+
+
+@dataclass
+class Neighbour:
+    row: int
+    relpath: str
+    score: float  # cosine similarity (cosine metric) or -squared distance (euclidean)
+    parts: dict[str, float]  # contribution of deep/texture/colour to the cosine similarity
+    shares: dict[str, float]  # the same as fractions summing to 1 ("why similar")
+
+
+@dataclass
+class Analysis:
+    """Everything the views need, aligned by row."""
+
+    relpaths: list[str]
+    file_ids: np.ndarray
+    hashes: list[str]
+    labels: list[dict[str, str]]
+    parts: dict[str, np.ndarray]
+    part_model: PartModel
+    topics: TopicModel | None
+    index: NeighbourIndex
+    weights: dict[str, float]
+    metric: str
+    fingerprint: str
+    settings: Settings
+    featureset: str
+
+    @property
+    def n(self) -> int:
+        return len(self.relpaths)
+
+    def row_of(self, relpath: str) -> int | None:
+        if not hasattr(self, "_rows"):
+            self._rows = {p: i for i, p in enumerate(self.relpaths)}
+        return self._rows.get(relpath)
+
+    def dominant_topics(self) -> np.ndarray:
+        if self.topics is None:
+            return np.full(self.n, -1, np.int64)
+        return self.topics.mixtures.argmax(1)
+
+    def label_column(self, column: str) -> list[str]:
+        return [lab.get(column, "") or "" for lab in self.labels]
+
+
+class Collection:
+    """One painting folder and its index (which lives outside the folder)."""
+
+    def __init__(self, root: str | os.PathLike, *, settings: Settings | None = None,
+                 index_dir: str | os.PathLike | None = None, labels_csv: str | os.PathLike | None = None,
+                 artist_from_folder: bool = False) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise ArtStyleError(f"{self.root} is not a folder.")
+        self.settings = settings or Settings()
+        self.settings.validate()
+        self.index_dir = Path(index_dir).expanduser().resolve() if index_dir else index_dir_for(self.root)
+        check_outside(self.root, self.index_dir)
+        self.labels_csv = Path(labels_csv) if labels_csv else find_default_labels_csv(self.root)
+        self.artist_from_folder = artist_from_folder
+        self.store = IndexStore(self.index_dir)
+        self.store.set_meta("root", str(self.root))
+        self._backbone: Backbone | None = None
+        self.analysis: Analysis | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Collection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def backbone(self) -> Backbone:
+        if self._backbone is None or self._backbone.info.name != self.settings.backbone:
+            self._backbone = load_backbone(self.settings.backbone, self.settings.weights_file)
+        return self._backbone
+
+    @property
+    def layout(self) -> FeatureLayout:
+        return FeatureLayout.for_backbone(REGISTRY[self.settings.backbone], self.settings.colour_bins)
+
+    def _fs(self) -> tuple[int, str]:
+        key = self.settings.featureset_key()
+        return self.store.featureset_id(key, self.settings.featureset_config()), key
+
+    def records(self) -> list[FileRecord]:
+        return self.store.records()
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [(r.relpath, r.error or "unknown error") for r in self.store.records() if r.status == "error"]
+
+    def _labels_for(self, relpaths: list[str]) -> dict[str, dict[str, str]]:
+        table: dict[str, dict[str, str]] = {}
+        if self.labels_csv and Path(self.labels_csv).exists():
+            table = read_labels_csv(Path(self.labels_csv), self.root).by_path
+        out = {}
+        for p in relpaths:
+            lab = dict(table.get(p, {}))
+            if self.artist_from_folder and not lab.get("artist"):
+                a = artist_from_parent(p)
+                if a:
+                    lab["artist"] = a
+            out[p] = {k: v for k, v in lab.items() if v not in (None, "")}
+        return out
+
+    # ------------------------------------------------------------------ update
+    def update(self, retry_failed: bool = False) -> ProgressGen[UpdateReport]:
+        """Scan the folder and extract features of new/changed files (one transaction per batch)."""
+        t0 = time.monotonic()
+        st = self.settings
+        self.store.acquire_writer_lock()
+        try:
+            rep = UpdateReport()
+            scan_errors: list[tuple[str, str]] = []
+            files = []
+            for f in iter_image_files(self.root, on_error=lambda p, r: scan_errors.append((p, r))):
+                files.append(f)
+                if len(files) % 1000 == 0:
+                    yield Progress("scan", len(files), None, f"found {len(files):,} images")
+            rep.scanned = len(files)
+            yield Progress("scan", len(files), len(files), f"found {len(files):,} images")
+
+            fs, _ = self._fs()
+            known = self.store.known_hashes(fs)
+            old = self.store.record_map()
+            labels = self._labels_for([f.relpath for f in files])
+            current = {f.relpath for f in files}
+            gone = [p for p in old if p not in current]
+            with self.store.transaction():
+                rep.removed = self.store.delete_files(gone) if gone else 0
+            todo = []
+            relabel: dict[str, dict[str, str]] = {}
+            for f in files:
+                r = old.get(f.relpath)
+                same = r is not None and r.size == f.size and r.mtime_ns == f.mtime_ns
+                if same and r.status == "ok" and r.hash in known:
+                    rep.unchanged += 1
+                    if r.labels != labels[f.relpath]:
+                        relabel[f.relpath] = labels[f.relpath]
+                elif same and r.status == "error" and not retry_failed:
+                    rep.unchanged += 1
+                    rep.failed.append((f.relpath, r.error or ""))
+                else:
+                    todo.append(f)
+            if relabel:
+                self.store.update_labels(relabel)
+
+            total = len(todo)
+            if total:
+                yield Progress("load-model", 0, 1, f"loading {st.backbone}")
+                net = self.backbone()
+                layout = self.layout
+                yield Progress("extract", 0, total, f"{total:,} images to read")
+                threads = st.decode_threads or max(2, min(8, (os.cpu_count() or 2)))
+                bs = max(1, st.batch_size)
+                batches = [todo[i : i + bs] for i in range(0, total, bs)]
+                done = 0
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artstyle-decode") as pool:
+                    pending: deque = deque()
+
+                    def submit(batch):
+                        return [pool.submit(self._read_one, f.relpath, known) for f in batch]
+
+                    it = iter(batches)
+                    for _ in range(2):  # keep up to two batches decoding ahead of the network
+                        b = next(it, None)
+                        if b is not None:
+                            pending.append((b, submit(b)))
+                    while pending:
+                        batch, futs = pending.popleft()
+                        nb = next(it, None)
+                        if nb is not None:
+                            pending.append((nb, submit(nb)))
+                        results = [fu.result() for fu in futs]
+                        recs, vecs, new_paths = self._process_batch(batch, results, labels, net, layout, known, rep)
+                        with self.store.transaction():
+                            self.store.put_vectors(fs, vecs)
+                            self.store.upsert_files(recs)
+                        known.update(h for h, _ in vecs)
+                        done += len(batch)
+                        yield Progress("extract", done, total, f"{done:,}/{total:,} images", payload=new_paths)
+            rep.failed.extend(scan_errors)
+            rep.seconds = time.monotonic() - t0
+            return rep
+        finally:
+            self.store.release_writer_lock()
+
+    def _read_one(self, relpath: str, known: set[str]) -> tuple[str | None, Prepared | None, str | None]:
+        """Worker thread: read the bytes once, hash them, decode unless the content is known."""
+        path = self.root / relpath
+        try:
+            with open(path, "rb") as fh:  # read-only; the collection is never written
+                data = fh.read()
+        except FileNotFoundError:
+            return None, None, "file vanished before it could be read"
+        except PermissionError:
+            return None, None, "permission denied"
+        except IsADirectoryError:
+            return None, None, "is a folder"
+        except OSError as e:
+            return None, None, f"read error: {e.strerror or e}"
+        h = content_hash(data)
+        if h in known:
+            return h, None, None
+        try:
+            st = self.settings
+            return h, prepare(data, bins=st.colour_bins, trim_borders=st.trim_borders,
+                              max_megapixels=st.max_megapixels), None
+        except DecodeError as e:
+            return h, None, e.reason
+
+    def _process_batch(self, batch, results, labels, net, layout, known, rep):
+        recs: list[FileRecord] = []
+        vecs: list[tuple[str, bytes]] = []
+        to_net: list[tuple[int, Prepared]] = []
+        for i, (f, (h, prep, err)) in enumerate(zip(batch, results)):
+            rec = FileRecord(0, f.relpath, f.size, f.mtime_ns, h, "ok", None, labels.get(f.relpath, {}))
+            if err is not None:
+                rec.status, rec.error = "error", err
+                rep.failed.append((f.relpath, err))
+            elif prep is None:
+                rep.reused += 1
+            else:
+                rec.width, rec.height = prep.width, prep.height
+                to_net.append((i, prep))
+            recs.append(rec)
+        if to_net:
+            out = net.forward(np.stack([p.crop for _, p in to_net]))
+            seen: set[str] = set()
+            for j, (i, prep) in enumerate(to_net):
+                h = recs[i].hash
+                if h in seen:
+                    rep.reused += 1
+                    continue
+                seen.add(h)
+                vecs.append((h, layout.pack(out["deep"][j], [g[j] for g in out["grams"]], prep.colour,
+                                            out["local"][j])))
+                rep.extracted += 1
+        return recs, vecs, [r.relpath for r in recs if r.status == "ok"]
+
+    # ------------------------------------------------------------------ analysis
+    def _analysis_dir(self) -> Path:
+        return self.store.derived_dir(self.settings.featureset_key())
+
+    def _fingerprint(self, recs: list[FileRecord]) -> str:
+        h = hashlib.sha1()
+        h.update(json.dumps(self.settings.analysis_config(), sort_keys=True).encode())
+        h.update(self.settings.featureset_key().encode())
+        for r in recs:
+            h.update(r.relpath.encode("utf-8", "surrogateescape") + b"\0" + (r.hash or "").encode() + b"\n")
+        return h.hexdigest()
+
+    def _ok_records(self) -> list[FileRecord]:
+        fs, _ = self._fs()
+        known = self.store.known_hashes(fs)
+        return [r for r in self.store.records() if r.status == "ok" and r.hash in known]
+
+    def analyse(self, force: bool = False) -> ProgressGen[Analysis | None]:
+        """Fit PCA parts, topics and the neighbour index on the extracted features (or reuse saved ones)."""
+        st = self.settings
+        recs = self._ok_records()
+        if not recs:
+            self.analysis = None
+            return None
+        fp = self._fingerprint(recs)
+        if not force:
+            loaded = self.load_analysis(recs, fp)
+            if loaded is not None:
+                yield Progress("done", 1, 1, "loaded saved analysis")
+                return loaded
+        fs, key = self._fs()
+        yield Progress("pca", 0, 2, f"loading features of {len(recs):,} paintings")
+        blobs = self.store.get_vectors(fs, [r.hash for r in recs])
+        raw = self.layout.unpack_many([blobs[r.hash] for r in recs])
+        yield Progress("pca", 1, 2, "reducing with PCA")
+        model, parts = fit_parts(raw, deep_components=st.deep_components, gram_components=st.gram_components,
+                                 colour_components=st.colour_components, seed=st.seed)
+        yield Progress("pca", 2, 2, "PCA done")
+        topics = yield from self._fit_topics(raw, model, len(recs))
+        del raw
+        an = Analysis(
+            relpaths=[r.relpath for r in recs], file_ids=np.array([r.id for r in recs], np.int64),
+            hashes=[r.hash or "" for r in recs], labels=[r.labels for r in recs], parts=parts, part_model=model,
+            topics=topics, index=None, weights=dict(st.blend), metric=st.metric,  # type: ignore[arg-type]
+            fingerprint=fp, settings=replace(st), featureset=key,
+        )
+        yield Progress("index", 0, 1, "building the neighbour index")
+        an.index = NeighbourIndex.build(blend(parts, an.weights), an.metric, seed=st.seed)
+        yield Progress("index", 1, 1, "neighbour index ready")
+        self._save_analysis(an)
+        self.analysis = an
+        return an
+
+    def _fit_topics(self, raw, model: PartModel, n: int) -> ProgressGen[TopicModel | None]:
+        st = self.settings
+        if n < 4:
+            return None
+        if st.topic_input == "bovw":
+            ti = yield from bovw_counts(raw["local"], raw["colour"], vocab_size=st.vocab_size, seed=st.seed)
+        else:
+            ti = pca_counts(model.deep(raw["deep"] / np.maximum(np.linalg.norm(raw["deep"], axis=1,
+                                                                               keepdims=True), 1e-12)))
+        k = st.k if st.k is not None else None
+        if k is not None:
+            k = min(k, n)
+        tm = yield from fit_topics(ti.counts, k=k, k_range=st.k_range, seed=st.seed, kind=st.topic_input)
+        return tm
+
+    def refit_topics(self, k: int | None = None, topic_input: str | None = None) -> ProgressGen[Analysis | None]:
+        """Change K or the topic input and refit topics only (no feature extraction)."""
+        self.settings.k = k
+        if topic_input:
+            self.settings.topic_input = topic_input
+        self.settings.validate()
+        return (yield from self.analyse(force=False))
+
+    def _save_analysis(self, an: Analysis) -> None:
+        d = self._analysis_dir()
+        arrays: dict[str, np.ndarray] = {f"part_{p}": an.parts[p] for p in PARTS}
+        arrays.update(an.part_model.to_arrays())
+        arrays["file_ids"] = an.file_ids
+        if an.topics is not None:
+            arrays["mixtures"] = an.topics.mixtures
+            arrays["topic_components"] = an.topics.components
+            arrays["curve_k"] = np.asarray(an.topics.curve_k, np.int64)
+            arrays["curve_perplexity"] = np.asarray(an.topics.curve_perplexity, np.float64)
+        save_npz(d / "analysis.npz", **arrays)
+        an.index.save(d / "neighbours.hnsw")
+        save_json(d / "analysis.json", {
+            "fingerprint": an.fingerprint, "relpaths": an.relpaths, "hashes": an.hashes,
+            "weights": an.weights, "metric": an.metric, "settings": an.settings.to_json(),
+            "topic_input": an.topics.input_kind if an.topics else None, "k": an.topics.k if an.topics else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+
+    def load_analysis(self, recs: list[FileRecord] | None = None, fp: str | None = None) -> Analysis | None:
+        """Load the saved analysis if it matches the current records and settings; else None."""
+        d = self._analysis_dir()
+        if not (d / "analysis.json").exists():
+            return None
+        meta = load_json(d / "analysis.json")
+        if recs is None:
+            recs = self._ok_records()
+        fp = fp or self._fingerprint(recs)
+        if meta.get("fingerprint") != fp:
+            return None
+        a = load_npz(d / "analysis.npz")
+        parts = {p: a[f"part_{p}"] for p in PARTS}
+        topics = None
+        if "mixtures" in a:
+            topics = TopicModel(int(a["mixtures"].shape[1]), a["mixtures"], a["topic_components"],
+                                [int(x) for x in a["curve_k"]], [float(x) for x in a["curve_perplexity"]],
+                                meta.get("topic_input") or self.settings.topic_input)
+        st = self.settings
+        an = Analysis(
+            relpaths=[r.relpath for r in recs], file_ids=a["file_ids"], hashes=[r.hash or "" for r in recs],
+            labels=[r.labels for r in recs], parts=parts, part_model=PartModel.from_arrays(a), topics=topics,
+            index=None, weights=dict(st.blend), metric=st.metric, fingerprint=fp,  # type: ignore[arg-type]
+            settings=replace(st), featureset=st.featureset_key(),
+        )
+        if meta.get("weights") == an.weights and meta.get("metric") == an.metric:
+            dim = sum(parts[p].shape[1] for p in PARTS)
+            an.index = NeighbourIndex.load(d / "neighbours.hnsw", dim, an.metric, an.n)
+        else:
+            an.index = NeighbourIndex.build(blend(parts, an.weights), an.metric, seed=st.seed)
+        self.analysis = an
+        return an
+
+    def index(self, retry_failed: bool = False) -> ProgressGen[tuple[UpdateReport, Analysis | None]]:
+        """Everything: update (incremental extraction) then analysis."""
+        rep = yield from self.update(retry_failed=retry_failed)
+        an = yield from self.analyse()
+        yield Progress("done", 1, 1, rep.summary())
+        return rep, an
+
+    # ------------------------------------------------------------------ queries
+    def _require(self) -> Analysis:
+        if self.analysis is None:
+            self.analysis = self.load_analysis()
+        if self.analysis is None:
+            raise ArtStyleError("This collection has no up-to-date index yet. Run `artstyle index` on it first.")
+        return self.analysis
+
+    def set_blend(self, weights: dict[str, float], metric: str | None = None) -> None:
+        """Change blend weights/metric: rebuilds the neighbour index from stored parts (no extraction)."""
+        an = self._require()
+        self.settings.blend = {p: float(weights.get(p, 0.0)) for p in PARTS}
+        if metric:
+            self.settings.metric = metric
+        self.settings.validate()
+        an.weights, an.metric = dict(self.settings.blend), self.settings.metric
+        an.index = NeighbourIndex.build(blend(an.parts, an.weights), an.metric, seed=self.settings.seed)
+        an.settings = replace(self.settings)
+
+    def _neighbours(self, an: Analysis, qvec: np.ndarray, k: int, exclude: int | None,
+                    query_parts: dict[str, np.ndarray] | None = None) -> list[Neighbour]:
+        labels, sims = an.index.query(qvec[None, :], k + (1 if exclude is not None else 0))
+        rows = [int(r) for r in labels[0] if r != exclude][:k]
+        score = {int(r): float(s) for r, s in zip(labels[0], sims[0])}
+        contrib = part_contributions(an.parts, exclude if exclude is not None else 0, np.array(rows, np.int64),
+                                     an.weights, query=query_parts)
+        out = []
+        for r, c in zip(rows, contrib):
+            pos = np.maximum(c, 0)
+            tot = float(pos.sum())
+            if tot <= 0:  # nothing similar at all: fall back to the blend's own proportions
+                pos = np.array([max(0.0, an.weights.get(p, 0.0)) for p in PARTS])
+                tot = float(pos.sum())
+            shares = {p: float(pos[i]) / tot for i, p in enumerate(PARTS)}
+            out.append(Neighbour(r, an.relpaths[r], score[r], {p: float(c[i]) for i, p in enumerate(PARTS)}, shares))
+        return out
+
+    def similar(self, row: int, k: int = 10) -> list[Neighbour]:
+        an = self._require()
+        if not 0 <= row < an.n:
+            raise ArtStyleError(f"No painting number {row}.")
+        q = blend({p: an.parts[p][row : row + 1] for p in PARTS}, an.weights)[0]
+        return self._neighbours(an, q, k, exclude=row)
+
+    def find(self, path_or_relpath: str) -> int | None:
+        an = self._require()
+        p = Path(path_or_relpath)
+        if p.is_absolute() or p.exists():
+            try:
+                rel = p.resolve().relative_to(self.root).as_posix()
+            except ValueError:
+                return None
+        else:
+            rel = Path(path_or_relpath).as_posix()
+        return an.row_of(rel)
+
+    def embed_file(self, path: str | os.PathLike) -> dict[str, np.ndarray]:
+        """Embedding parts of an image outside the index (not added to it)."""
+        an = self._require()
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ArtStyleError(f"Cannot read {path}: {e.strerror or e}") from e
+        st = self.settings
+        try:
+            prep = prepare(data, bins=st.colour_bins, trim_borders=st.trim_borders, max_megapixels=st.max_megapixels)
+        except DecodeError as e:
+            raise ArtStyleError(f"Cannot read {path}: {e.reason}") from e
+        out = self.backbone().forward(prep.crop[None])
+        raw = {"deep": out["deep"], "colour": prep.colour[None]}
+        for i, g in enumerate(out["grams"]):
+            raw[f"gram{i}"] = g
+        return an.part_model.transform(raw)
+
+    def similar_to_file(self, path: str | os.PathLike, k: int = 10) -> list[Neighbour]:
+        an = self._require()
+        parts = self.embed_file(path)
+        return self._neighbours(an, blend(parts, an.weights)[0], k, exclude=None, query_parts=parts)

@@ -1,0 +1,116 @@
+"""Per-image feature extraction: decode -> crop -> CNN parts + colour histogram -> one blob.
+
+The raw parts of every image are stored (float16) so that the search blend, the PCA
+sizes and the topic input can all change later without touching the images again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .backbones import INPUT_SIZE, LOCAL_GRID, BackboneInfo
+from .imageio import decode_image
+
+#: bytes read per file are hashed with this (content identity for moved/renamed files)
+HASH_NAME = "blake2b-128"
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def colour_histogram(img: Image.Image, bins: int = 8) -> np.ndarray:
+    """3-D RGB histogram with bins^3 cells, normalised to sum 1 (float32)."""
+    small = img if max(img.size) <= 128 else img.resize(
+        (max(1, img.width * 128 // max(img.size)), max(1, img.height * 128 // max(img.size))), Image.BILINEAR
+    )
+    a = np.asarray(small.convert("RGB"), dtype=np.uint16).reshape(-1, 3)
+    q = (a * bins) // 256
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    h = np.bincount(idx, minlength=bins**3).astype(np.float32)
+    return h / max(1.0, float(h.sum()))
+
+
+def center_crop(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """Resize the shortest side to ``size`` and take the central square (uint8 HxWx3)."""
+    w, h = img.size
+    s = size / min(w, h)
+    nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)).convert("RGB"), dtype=np.uint8)
+
+
+@dataclass
+class Prepared:
+    """One image, decoded and ready for the network (built in a worker thread)."""
+
+    crop: np.ndarray  # (224, 224, 3) uint8
+    colour: np.ndarray  # (bins^3,) float32
+    width: int
+    height: int
+
+
+def prepare(data: bytes, *, bins: int = 8, trim_borders: bool = True, max_megapixels: float = 400.0) -> Prepared:
+    """Decode file bytes (reduced), trim letterbox bars, crop for the CNN, colour histogram.
+
+    Raises DecodeError with a user-readable reason.
+    """
+    dec = decode_image(data, target_side=INPUT_SIZE, trim_borders=trim_borders, max_megapixels=max_megapixels)
+    img = dec.image
+    return Prepared(
+        crop=center_crop(img), colour=colour_histogram(img, bins), width=dec.original_size[0],
+        height=dec.original_size[1],
+    )
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """How the parts of one image are laid out in its stored float16 blob."""
+
+    deep_dim: int
+    gram_dims: tuple[int, ...]
+    colour_dim: int
+    local_shape: tuple[int, int]
+
+    @classmethod
+    def for_backbone(cls, info: BackboneInfo, bins: int) -> "FeatureLayout":
+        return cls(
+            deep_dim=info.deep_dim,
+            gram_dims=tuple(c * (c + 1) // 2 for c in info.gram_channels),
+            colour_dim=bins**3,
+            local_shape=(LOCAL_GRID * LOCAL_GRID, info.local_channels),
+        )
+
+    @property
+    def size(self) -> int:
+        return self.deep_dim + sum(self.gram_dims) + self.colour_dim + self.local_shape[0] * self.local_shape[1]
+
+    def pack(self, deep: np.ndarray, grams: list[np.ndarray], colour: np.ndarray, local: np.ndarray) -> bytes:
+        parts = [deep.ravel(), *[g.ravel() for g in grams], colour.ravel(), local.ravel()]
+        v = np.concatenate(parts).astype(np.float16)
+        if v.size != self.size:
+            raise ValueError(f"feature size {v.size} != layout {self.size}")
+        return v.tobytes()
+
+    def unpack_many(self, blobs: list[bytes]) -> dict[str, np.ndarray]:
+        """Stack blobs into arrays: deep (N,D) f32, gram<i> (N,Gi) f32, colour (N,C) f32, local (N,49,L) f16."""
+        n = len(blobs)
+        m = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.size) if n else np.zeros(
+            (0, self.size), np.float16
+        )
+        out: dict[str, np.ndarray] = {}
+        o = 0
+        out["deep"] = m[:, o : o + self.deep_dim].astype(np.float32)
+        o += self.deep_dim
+        for i, g in enumerate(self.gram_dims):
+            out[f"gram{i}"] = m[:, o : o + g].astype(np.float32)
+            o += g
+        out["colour"] = m[:, o : o + self.colour_dim].astype(np.float32)
+        o += self.colour_dim
+        out["local"] = m[:, o:].reshape(n, *self.local_shape).copy()
+        return out

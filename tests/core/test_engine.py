@@ -1,0 +1,268 @@
+"""End-to-end engine behaviour with the real offline backbone (EfficientNet-Lite0)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artstyle_gui.core.analysis import PARTS, blend, knee
+from artstyle_gui.core.engine import Collection, Settings
+from artstyle_gui.core.errors import ArtStyleError, IndexLocked
+from artstyle_gui.core.evaluate import nmi, retrieval_scores
+from artstyle_gui.core.progress import collect, run
+from synth import STYLES, make_painting
+
+
+def _styles(an, rows):
+    by = dict(rows)
+    return [by[p] for p in an.relpaths]
+
+
+def test_index_reports_every_image(indexed):
+    col, rep, an, rows = indexed
+    assert rep.scanned == len(rows) == an.n
+    assert rep.extracted == len(rows) and not rep.failed
+    assert set(an.relpaths) == {p for p, _ in rows}
+    for p in PARTS:
+        assert an.parts[p].shape[0] == an.n
+        np.testing.assert_allclose(np.linalg.norm(an.parts[p], axis=1), 1.0, atol=1e-4)
+
+
+def test_neighbours_come_from_the_same_style(indexed):
+    col, _, an, rows = indexed
+    styles = _styles(an, rows)
+    hits = []
+    for i in range(an.n):
+        nb = col.similar(i, k=5)
+        assert len(nb) == 5 and all(n.row != i for n in nb)
+        scores = [n.score for n in nb]
+        assert scores == sorted(scores, reverse=True)
+        hits.append(np.mean([styles[n.row] == styles[i] for n in nb]))
+    assert np.mean(hits) >= 0.9
+
+
+def test_why_similar_shares_add_up_to_the_score(indexed):
+    col, _, an, _ = indexed
+    for n in col.similar(3, k=4):
+        assert sum(n.shares.values()) == pytest.approx(1.0, abs=1e-5)
+        assert sum(n.parts.values()) == pytest.approx(n.score, abs=2e-3)  # hnsw cosine == sum of parts
+
+
+def test_topics_separate_the_styles(indexed):
+    _, _, an, rows = indexed
+    assert an.topics is not None and an.topics.k == len(STYLES)
+    np.testing.assert_allclose(an.topics.mixtures.sum(1), 1.0, atol=1e-4)
+    assert nmi(list(an.dominant_topics()), _styles(an, rows)) >= 0.6
+
+
+def test_labels_come_from_the_csv(indexed):
+    _, _, an, rows = indexed
+    assert an.label_column("style") == _styles(an, rows)
+
+
+def test_external_image_query_is_not_added(indexed, tmp_path):
+    col, _, an, _ = indexed
+    q = tmp_path / "query.png"
+    make_painting("blocks", seed=999).save(q)
+    nb = col.similar_to_file(q, k=5)
+    assert len(nb) == 5
+    assert sum(n.relpath.startswith("blocks/") for n in nb) >= 4
+    assert col.analysis.n == an.n and col.analysis.index.count == an.n
+
+
+def test_blend_weights_change_ranking_without_extraction(indexed, monkeypatch):
+    col, _, an, _ = indexed
+    before = [n.row for n in col.similar(0, k=8)]
+    import artstyle_gui.core.backbones as bb
+
+    monkeypatch.setattr(bb, "load_backbone", lambda *a, **k: pytest.fail("must not reload the model"))
+    try:
+        col.set_blend({"deep": 0.0, "texture": 0.0, "colour": 1.0})
+        colour_only = col.similar(0, k=8)
+        assert all(n.shares["colour"] == pytest.approx(1.0) for n in colour_only)
+        exact = np.argsort(-(an.parts["colour"] @ an.parts["colour"][0]))[1:9]
+        assert [n.row for n in colour_only][:3] == list(exact[:3])
+    finally:
+        col.set_blend({"deep": 1.0, "texture": 0.5, "colour": 0.25})
+    assert [n.row for n in col.similar(0, k=8)] == before
+
+
+def test_blend_is_weighted_mean_of_part_cosines():
+    rng = np.random.default_rng(0)
+    parts = {p: rng.normal(size=(5, 7)).astype(np.float32) for p in PARTS}
+    parts = {p: v / np.linalg.norm(v, axis=1, keepdims=True) for p, v in parts.items()}
+    w = {"deep": 2.0, "texture": 1.0, "colour": 1.0}
+    e = blend(parts, w)
+    expect = sum(w[p] / 4.0 * (parts[p][0] @ parts[p][1]) for p in PARTS)
+    assert e[0] @ e[1] == pytest.approx(expect, abs=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
+
+
+def test_knee_finds_the_elbow():
+    ks = list(range(5, 21))
+    curve = [1000 / (k - 3) ** 2 + 10 if k < 9 else 30 - 0.1 * k for k in ks]
+    k = knee(ks, curve)
+    assert 7 <= k <= 10
+    assert knee(ks, list(range(16))) == 5  # rising curve: its minimum
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(root)):
+        dirnames.sort()
+        st = os.stat(dirpath)
+        h.update(f"D {dirpath} {st.st_mtime_ns} {st.st_mode}".encode())
+        for f in sorted(filenames):
+            p = os.path.join(dirpath, f)
+            st = os.stat(p)
+            h.update(f"F {p} {st.st_size} {st.st_mtime_ns} {st.st_mode}".encode())
+            h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def test_incremental_reindex(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    idx = tmp_path / "idx"
+    st = Settings(k=4)
+    with Collection(root, settings=st, index_dir=idx, labels_csv=labels) as col:
+        rep, an = run(col.index())
+        assert rep.extracted == len(rows)
+        # nothing changed: nothing extracted, analysis reused
+        rep, an2 = run(col.index())
+        assert (rep.extracted, rep.unchanged, rep.reused) == (0, len(rows), 0)
+        assert an2.fingerprint == an.fingerprint
+        # rename one file, modify one, delete one, add one
+        (root / "swirl" / "swirl_0.jpg").rename(root / "swirl" / "renamed.jpg")
+        make_painting("stripes", seed=4242).save(root / "stripes" / "stripes_1.jpg")
+        (root / "blocks" / "blocks_2.jpg").unlink()
+        make_painting("pointillist", seed=777).save(root / "pointillist" / "new.jpg")
+        rep, an3 = run(col.index())
+        assert rep.extracted == 2  # the modified and the new one
+        assert rep.reused == 1  # the renamed one: same content hash
+        assert rep.removed == 2  # deleted + old name of the renamed
+        assert "blocks/blocks_2.jpg" not in an3.relpaths
+        assert "swirl/renamed.jpg" in an3.relpaths and "pointillist/new.jpg" in an3.relpaths
+        assert an3.n == len(rows)
+
+
+def test_bad_files_are_reported_and_the_run_goes_on(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    (root / "notes.jpg").write_text("this is not a picture")
+    (root / "empty.png").write_bytes(b"")
+    good = (root / "blocks" / "blocks_0.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    with Collection(root, settings=Settings(k=4), index_dir=tmp_path / "idx", labels_csv=labels) as col:
+        rep, an = run(col.index())
+        failed = dict(rep.failed)
+        assert set(failed) >= {"notes.jpg", "empty.png"}
+        assert "empty" in failed["empty.png"]
+        assert an.n >= len(rows)
+        assert dict(col.problems()).keys() == failed.keys()
+        # unchanged bad files are not retried unless asked, and stay reported
+        rep2 = run(col.update())
+        assert rep2.extracted == 0 and dict(rep2.failed).keys() == failed.keys()
+
+
+def test_interrupted_run_keeps_finished_batches_and_resumes(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    st = Settings(k=4, batch_size=8)
+    with Collection(root, settings=st, index_dir=tmp_path / "idx", labels_csv=labels) as col:
+        gen = col.update()
+        for ev in gen:
+            if ev.stage == "extract" and ev.done >= 16:
+                break
+        gen.close()  # what Cancel / Ctrl-C does between yields
+        assert len([r for r in col.records() if r.status == "ok"]) == 16
+    with Collection(root, settings=st, index_dir=tmp_path / "idx", labels_csv=labels) as col:
+        rep = run(col.update())
+        assert rep.extracted == len(rows) - 16 and rep.unchanged == 16
+
+
+def test_progress_events_are_ordered(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    with Collection(root, settings=Settings(k=4, batch_size=8), index_dir=tmp_path / "idx") as col:
+        events, rep = collect(col.update())
+    ext = [e for e in events if e.stage == "extract"]
+    assert ext[-1].done == ext[-1].total == len(rows)
+    assert [e.done for e in ext] == sorted(e.done for e in ext)
+    assert sum(len(e.payload or []) for e in ext) == len(rows)
+
+
+def test_collection_is_never_written(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    before = _tree_digest(root)
+    with Collection(root, settings=Settings(k=4), index_dir=tmp_path / "idx") as col:
+        run(col.index())
+        from artstyle_gui.core.summaries import export
+
+        export(col.analysis, tmp_path / "out")
+        run(col.index())
+    assert _tree_digest(root) == before
+
+
+def test_index_dir_inside_collection_is_refused(fresh_copy):
+    root, _, _ = fresh_copy
+    with pytest.raises(ArtStyleError, match="never writes"):
+        Collection(root, index_dir=root / ".index")
+
+
+def test_second_writer_is_refused(fresh_copy, tmp_path):
+    root, _, _ = fresh_copy
+    a = Collection(root, index_dir=tmp_path / "idx")
+    b = Collection(root, index_dir=tmp_path / "idx")
+    try:
+        a.store.acquire_writer_lock()
+        with pytest.raises(IndexLocked):
+            run(b.update())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_changing_k_refits_without_extraction(indexed, monkeypatch):
+    col, _, an, _ = indexed
+    import artstyle_gui.core.engine as eng
+
+    calls = []
+    monkeypatch.setattr(eng.Collection, "backbone", lambda self: calls.append(1))
+    an3 = run(col.refit_topics(k=3))
+    try:
+        assert an3.topics.k == 3 and an3.topics.mixtures.shape == (an.n, 3) and not calls
+    finally:
+        run(col.refit_topics(k=4))
+
+
+def test_auto_k_records_the_perplexity_curve(indexed):
+    col, _, an, _ = indexed
+    an2 = run(col.refit_topics(k=None))
+    try:
+        t = an2.topics
+        assert t.curve_k[0] == 5 and len(t.curve_k) == len(t.curve_perplexity) >= 3
+        assert t.k in t.curve_k
+    finally:
+        run(col.refit_topics(k=4))
+
+
+def test_reopen_loads_the_saved_analysis(indexed, monkeypatch):
+    col, _, an, _ = indexed
+    import artstyle_gui.core.analysis as ana
+
+    monkeypatch.setattr(ana, "fit_parts", lambda *a, **k: pytest.fail("must not refit"))
+    with Collection(col.root, settings=Settings(k=4), index_dir=col.index_dir, labels_csv=col.labels_csv) as c2:
+        an2 = c2.load_analysis()
+        assert an2 is not None and an2.relpaths == an.relpaths
+        np.testing.assert_array_equal(an2.topics.mixtures, col.analysis.topics.mixtures)
+        assert [n.row for n in c2.similar(1, 5)] == [n.row for n in col.similar(1, 5)]
+
+
+def test_retrieval_scores_on_known_data():
+    emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    s = retrieval_scores(emb, ["a", "a", "b", "b"], k=1)
+    assert s.precision_at_k == 1.0 and s.map_at_k == 1.0
+    s = retrieval_scores(emb, ["a", "b", "a", "b"], k=1)
+    assert s.precision_at_k == 0.0
