@@ -297,6 +297,10 @@ class Collection:
                         known.update(h for h, _ in vecs)
                         done += len(batch)
                         yield Progress("extract", done, total, f"{done:,}/{total:,} images", payload=new_paths)
+            # features of content that left the collection are dropped (every feature set)
+            keep = {r.hash for r in self.store.records() if r.hash}
+            for fid, _key, _cfg in self.store.featuresets():
+                self.store.prune_vectors(fid, keep)
             rep.failed.extend(scan_errors)
             rep.seconds = time.monotonic() - t0
             return rep

@@ -266,3 +266,69 @@ def test_retrieval_scores_on_known_data():
     assert s.precision_at_k == 1.0 and s.map_at_k == 1.0
     s = retrieval_scores(emb, ["a", "b", "a", "b"], k=1)
     assert s.precision_at_k == 0.0
+
+
+def test_feature_sets_are_kept_apart_and_reused(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    idx = tmp_path / "idx"
+    with Collection(root, settings=Settings(k=4), index_dir=idx) as col:
+        assert run(col.update()).extracted == len(rows)
+    with Collection(root, settings=Settings(k=4, trim_borders=False), index_dir=idx) as col:
+        assert run(col.update()).extracted == len(rows)  # another feature set
+    with Collection(root, settings=Settings(k=4), index_dir=idx) as col:
+        rep = run(col.update())
+        assert rep.extracted == 0 and rep.unchanged == len(rows)  # switching back reuses the cached one
+
+
+def test_deleted_content_leaves_the_vector_store(fresh_copy, tmp_path):
+    root, rows, labels = fresh_copy
+    with Collection(root, settings=Settings(k=4), index_dir=tmp_path / "idx") as col:
+        run(col.update())
+        fs, _ = col._fs()
+        h = next(r.hash for r in col.records() if r.relpath == "stripes/stripes_0.jpg")
+        (root / "stripes" / "stripes_0.jpg").unlink()
+        run(col.update())
+        assert h not in col.store.known_hashes(fs)
+
+
+def test_ctrl_c_in_the_cli_keeps_finished_batches(fresh_copy, tmp_path):
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from synth import make_collection
+
+    root, rows, labels = fresh_copy
+    make_collection(root / "more", n_per_style=40, size=(160, 128), seed=7)  # enough batches to interrupt
+    idx = tmp_path / "idx"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "artstyle_gui.cli", "-q", "index", str(root), "--index-dir",
+                             str(idx), "--batch-size", "8", "--k", "4"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    db = idx / "index.sqlite"
+    deadline = time.time() + 120
+    n = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=1) as c:
+                    n = c.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+            except sqlite3.Error:
+                n = 0
+            if n >= 8:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "indexing finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    with sqlite3.connect(db) as c:
+        kept = c.execute("SELECT COUNT(*) FROM files WHERE status='ok'").fetchone()[0]
+    assert kept >= 8
+    total = len(rows) + 160
+    with Collection(root, settings=Settings(k=4), index_dir=idx) as col:
+        rep = run(col.update())
+    assert rep.unchanged == kept and rep.extracted == total - kept
