@@ -332,3 +332,15 @@ def test_ctrl_c_in_the_cli_keeps_finished_batches(fresh_copy, tmp_path):
     with Collection(root, settings=Settings(k=4), index_dir=idx) as col:
         rep = run(col.update())
     assert rep.unchanged == kept and rep.extracted == total - kept
+
+
+def test_euclidean_metric_ranks_like_cosine_on_unit_vectors(indexed):
+    col, _, an, _ = indexed
+    cos = [n.row for n in col.similar(5, k=6)]
+    col.set_blend(an.weights, metric="euclidean")
+    try:
+        nb = col.similar(5, k=6)
+        assert [n.row for n in nb] == cos
+        assert all(n.score <= 0 for n in nb)  # minus squared distance
+    finally:
+        col.set_blend(an.weights, metric="cosine")
