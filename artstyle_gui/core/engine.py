@@ -398,17 +398,18 @@ class Collection:
         model, parts = fit_parts(raw, deep_components=st.deep_components, gram_components=st.gram_components,
                                  colour_components=st.colour_components, seed=st.seed)
         yield Progress("pca", 2, 2, "PCA done")
-        topics = yield from self._fit_topics(raw, model, len(recs))
-        del raw
         an = Analysis(
             relpaths=[r.relpath for r in recs], file_ids=np.array([r.id for r in recs], np.int64),
             hashes=[r.hash or "" for r in recs], labels=[r.labels for r in recs], parts=parts, part_model=model,
-            topics=topics, index=None, weights=dict(st.blend), metric=st.metric,  # type: ignore[arg-type]
+            topics=None, index=None, weights=dict(st.blend), metric=st.metric,  # type: ignore[arg-type]
             fingerprint=fp, settings=replace(st), featureset=key,
         )
         yield Progress("index", 0, 1, "building the neighbour index")
         an.index = NeighbourIndex.build(blend(parts, an.weights), an.metric, seed=st.seed)
-        yield Progress("index", 1, 1, "neighbour index ready")
+        # neighbours are usable now, before topics: views may adopt this partial analysis
+        yield Progress("index", 1, 1, "neighbour index ready", payload=an)
+        an.topics = yield from self._fit_topics(raw, model, len(recs))
+        del raw
         self._save_analysis(an)
         self.analysis = an
         return an
