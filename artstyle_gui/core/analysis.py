@@ -47,15 +47,39 @@ class Projection:
 
     @classmethod
     def fit(cls, x: np.ndarray, n_components: int, seed: int = 0) -> "Projection":
-        from sklearn.decomposition import PCA
+        """PCA by an eigendecomposition of the (smaller) Gram/covariance matrix.
 
+        The products run in float32 BLAS and the eigensolver is torch's (LAPACK, float64); both
+        release the GIL, so fitting in a worker thread never freezes the GUI (scikit-learn's PCA goes
+        through scipy's SVD, which holds it for seconds). Components match scikit-learn's up to
+        sign; the sign is fixed as scikit-learn does (largest entry positive). ``seed`` is kept for
+        API stability: the decomposition is deterministic.
+        """
         n, d = x.shape
         k = int(min(n_components, d, max(1, n - 1)))
+        mean = x.mean(0, dtype=np.float64)
         if n < 3:
-            return cls(mean=x.mean(0).astype(np.float32), components=np.eye(d, dtype=np.float32)[:k])
-        svd = "randomized" if min(n, d) > 4 * k and k < 200 else "full"
-        p = PCA(n_components=k, svd_solver=svd, random_state=seed).fit(x)
-        return cls(mean=p.mean_.astype(np.float32), components=p.components_.astype(np.float32))
+            return cls(mean=mean.astype(np.float32), components=np.eye(d, dtype=np.float32)[:k])
+        xc = (x - mean).astype(np.float32)
+        if n <= d:  # Gram trick: eigenvectors of xc xc^T map to principal axes
+            w, u = _eigh_desc(xc @ xc.T, k)
+            comps = (xc.T.astype(np.float64) @ u / np.sqrt(np.maximum(w, 1e-12))).T
+        else:
+            _, v = _eigh_desc(xc.T @ xc, k)
+            comps = v.T
+        comps /= np.maximum(np.linalg.norm(comps, axis=1, keepdims=True), 1e-12)
+        big = np.argmax(np.abs(comps), axis=1)
+        comps *= np.sign(comps[np.arange(len(comps)), big])[:, None]
+        return cls(mean=mean.astype(np.float32), components=comps.astype(np.float32))
+
+
+def _eigh_desc(sym: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k eigenpairs of a symmetric matrix, largest first (float64)."""
+    import torch
+
+    w, v = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(sym, dtype=np.float64)))
+    w, v = w.numpy()[::-1][:k], v.numpy()[:, ::-1][:, :k]
+    return np.ascontiguousarray(w), np.ascontiguousarray(v)
 
 
 def _ssqrt(x: np.ndarray) -> np.ndarray:
