@@ -1,0 +1,68 @@
+"""One topic palette for the whole app (gallery marks, bar chart, heatmap strip, topic browser)."""
+
+from __future__ import annotations
+
+import colorsys
+
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+
+# Tableau-like categorical colours, ordered so that neighbouring topic numbers contrast.
+_BASE = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
+    "#9c755f", "#2f6fd0", "#8cd17d", "#d37295", "#b6992d", "#499894", "#e17d2f", "#a0cbe8",
+    "#86bcb6", "#f1ce63", "#d4a6c8", "#79706e",
+]
+NO_TOPIC = QColor("#9a9a9a")
+HEATMAP_COLORMAP = "viridis"
+
+
+def topic_color(t: int) -> QColor:
+    """The colour of topic ``t`` (0-based); grey for -1 (no topic)."""
+    if t is None or t < 0:
+        return QColor(NO_TOPIC)
+    if t < len(_BASE):
+        return QColor(_BASE[t])
+    # beyond the base palette: golden-angle hues at two lightness levels
+    h = (0.11 + (t - len(_BASE)) * 0.618034) % 1.0
+    lightness = 0.48 if t % 2 else 0.62
+    r, g, b = colorsys.hls_to_rgb(h, lightness, 0.55)
+    return QColor.fromRgbF(r, g, b)
+
+
+def topic_colors(k: int) -> list[QColor]:
+    return [topic_color(t) for t in range(k)]
+
+
+def topic_rgb(k: int):
+    """(k, 3) uint8 array of the topic colours (for images)."""
+    import numpy as np
+
+    return np.array([[c.red(), c.green(), c.blue()] for c in topic_colors(k)], np.uint8).reshape(k, 3)
+
+
+def is_dark() -> bool:
+    app = QGuiApplication.instance()
+    if app is None:
+        return False
+    pal = app.palette()  # type: ignore[union-attr]
+    return pal.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def plot_colors() -> tuple[QColor, QColor]:
+    """(background, foreground) for pyqtgraph plots, from the current palette."""
+    app = QGuiApplication.instance()
+    if app is None:
+        return QColor("white"), QColor("black")
+    pal = app.palette()  # type: ignore[union-attr]
+    return pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
+
+
+def style_plot(widget, items) -> None:
+    """Give a pyqtgraph widget and its PlotItems/axes the current palette (light or dark)."""
+    bg, fg = plot_colors()
+    widget.setBackground(bg)
+    for item in items:
+        axes = [item.getAxis(n) for n in ("left", "bottom", "top", "right")] if hasattr(item, "getAxis") else [item]
+        for ax in axes:
+            ax.setPen(fg)
+            ax.setTextPen(fg)

@@ -1,0 +1,89 @@
+"""Persisted preferences (QSettings): engine settings, recent folders, view options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from ..core.engine import Settings
+
+ORG = "artstyle_gui"
+APP = "artstyle-gui"
+MAX_RECENT = 10
+DEFAULT_THUMB = 160
+
+
+def qsettings() -> QSettings:
+    """The app's settings store (tests point the default format/path at tmp_path)."""
+    return QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, ORG, APP)
+
+
+def load_engine_settings() -> Settings:
+    raw = qsettings().value("engine/settings", "")
+    if raw:
+        try:
+            s = Settings.from_json(json.loads(str(raw)))
+            s.validate()
+            return s
+        except Exception:  # corrupt or from another version: fall back to defaults
+            pass
+    return Settings()
+
+
+def save_engine_settings(s: Settings) -> None:
+    qsettings().setValue("engine/settings", json.dumps(s.to_json()))
+
+
+def recent_folders() -> list[str]:
+    raw = qsettings().value("recent/folders", "")
+    try:
+        items = json.loads(str(raw)) if raw else []
+    except ValueError:
+        items = []
+    return [p for p in items if isinstance(p, str)]
+
+
+def add_recent_folder(path: str | Path) -> list[str]:
+    p = str(Path(path).resolve())
+    items = [x for x in recent_folders() if x != p]
+    items.insert(0, p)
+    items = items[:MAX_RECENT]
+    s = qsettings()
+    s.setValue("recent/folders", json.dumps(items))
+    s.setValue("recent/last", p)
+    return items
+
+
+def clear_recent_folders() -> None:
+    qsettings().setValue("recent/folders", "[]")
+
+
+def last_folder() -> str | None:
+    v = qsettings().value("recent/last", "")
+    return str(v) if v else None
+
+
+def thumb_size() -> int:
+    try:
+        return max(64, min(320, int(qsettings().value("gallery/thumb_size", DEFAULT_THUMB))))
+    except (TypeError, ValueError):
+        return DEFAULT_THUMB
+
+
+def set_thumb_size(size: int) -> None:
+    qsettings().setValue("gallery/thumb_size", int(size))
+
+
+def topic_names(fingerprint: str) -> dict[int, str]:
+    raw = qsettings().value(f"topic_names/{fingerprint}", "")
+    try:
+        d = json.loads(str(raw)) if raw else {}
+        return {int(k): str(v) for k, v in d.items() if str(v).strip()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def set_topic_names(fingerprint: str, names: dict[int, str]) -> None:
+    qsettings().setValue(f"topic_names/{fingerprint}", json.dumps({str(k): v for k, v in names.items()}))

@@ -1,0 +1,39 @@
+"""Small Qt-free helpers the desktop app needs on top of :mod:`.engine` (vectorised queries)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .analysis import PARTS, blend
+from .engine import Analysis, Collection, Neighbour
+from .errors import ArtStyleError
+
+
+def blended(an: Analysis) -> np.ndarray:
+    """The blended (N, D) vectors of the neighbour index, cached per weights/metric."""
+    key = (tuple(sorted(an.weights.items())), an.metric)
+    cache = getattr(an, "_blended_cache", None)
+    if cache is None or cache[0] != key:
+        cache = (key, blend(an.parts, an.weights))
+        an._blended_cache = cache  # type: ignore[attr-defined]
+    return cache[1]
+
+
+def similarity_to_row(an: Analysis, row: int) -> np.ndarray:
+    """Blended similarity of every painting to painting ``row`` (same scale as ``Neighbour.score``:
+    cosine similarity, or minus the squared distance for the euclidean metric)."""
+    x = blended(an)
+    q = x[row]
+    if an.metric == "cosine":
+        return x @ q
+    d = x - q[None, :]
+    return -np.einsum("ij,ij->i", d, d)
+
+
+def similar_in(col: Collection, an: Analysis, row: int, k: int = 10) -> list[Neighbour]:
+    """``Collection.similar`` over a given Analysis, e.g. the partial one that ``analyse()`` yields
+    (neighbour index ready, topics still fitting) before ``col.analysis`` is replaced."""
+    if not 0 <= row < an.n:
+        raise ArtStyleError(f"No painting number {row}.")
+    q = blend({p: an.parts[p][row : row + 1] for p in PARTS}, an.weights)[0]
+    return col._neighbours(an, q, k, exclude=row)

@@ -1,0 +1,26 @@
+"""Helpers shared by the app tests (kept out of conftest.py so they can be imported)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+ARTISTS = {"pointillist": ["Seurat", "Signac"], "stripes": ["Riley", "Riley"], "blocks": ["Mondrian", "Doesburg"],
+           "swirl": ["Munch", "Kandinsky"]}
+
+
+def write_labels(path: Path, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["path", "artist", "title", "style"])
+        for i, (rel, style) in enumerate(rows):
+            w.writerow([rel, ARTISTS[style][i % 2], f"{style.capitalize()} study {i}", style])
+
+
+def fast_settings(**kw):
+    """Engine settings that keep the tests quick (small K range, small batches)."""
+    from artstyle_gui.core.engine import Settings
+
+    base = dict(k_range=(3, 6), batch_size=8)
+    base.update(kw)
+    return Settings(**base)

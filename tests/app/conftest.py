@@ -1,0 +1,100 @@
+"""Fixtures for the desktop-app tests (pytest-qt, offscreen).
+
+Settings and data dirs point at tmp paths; one synthetic collection is indexed once per session
+and reused; every test must leave no thread-pool work running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/synth.py
+from synth import make_collection  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_helpers import fast_settings, write_labels  # noqa: E402
+
+import artstyle_gui.app  # noqa: E402,F401 - applies the PySide6 6.12 refcount guard (see app/_compat.py)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    monkeypatch.setenv("ARTSTYLE_DATA_DIR", str(tmp_path / "data"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_pool_work_left(qapp):
+    yield
+    from PySide6.QtCore import QThreadPool
+
+    from artstyle_gui.app.thumbnails import thumbnail_pool
+
+    for pool in (QThreadPool.globalInstance(), thumbnail_pool()):
+        assert pool.waitForDone(60000), "thread-pool work still running after the test"
+        assert pool.activeThreadCount() == 0
+
+
+class Indexed:
+    """A synthetic collection with labels, indexed once by the core (the reference for the GUI)."""
+
+    def __init__(self, root: Path, index_dir: Path, settings) -> None:
+        from artstyle_gui.core.engine import Collection
+        from artstyle_gui.core.progress import run
+
+        self.root, self.index_dir, self.settings = root, index_dir, settings
+        self.col = Collection(root, settings=settings, index_dir=index_dir)
+        self.report, self.an = run(self.col.index())
+
+    def reference(self):
+        """A fresh core Collection over the same index (what the app must agree with)."""
+        from artstyle_gui.core.engine import Collection
+
+        col = Collection(self.root, settings=self.settings, index_dir=self.index_dir)
+        col.load_analysis()
+        return col
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory):
+    base = tmp_path_factory.mktemp("indexed")
+    root = base / "paintings"
+    rows = make_collection(root, n_per_style=8, size=(128, 104))
+    write_labels(root / "labels.csv", rows)
+    ix = Indexed(root, base / "index", fast_settings())
+    assert ix.an is not None and ix.an.n == 32 and ix.an.topics is not None
+    ix.col.close()
+    return ix
+
+
+@pytest.fixture
+def window(qtbot, indexed, tmp_path):
+    """A main window on (a copy of the index of) the indexed collection, after its quick open job."""
+    import shutil
+
+    from artstyle_gui.app.controller import Controller
+    from artstyle_gui.app.main_window import MainWindow
+
+    index = tmp_path / "index"
+    shutil.copytree(indexed.index_dir, index)  # tests may re-fit or re-rank: keep the reference pristine
+    c = Controller(fast_settings())
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    with qtbot.waitSignal(c.job_finished, timeout=60000):
+        assert win.open_folder(indexed.root, index_dir=index)
+    assert c.analysis is not None
+    yield win
+    win.shutdown()
