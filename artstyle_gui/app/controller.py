@@ -479,7 +479,8 @@ class Controller(QObject):
             self._adopt_analysis(p.payload)
         elif p.stage == "loaded" and p.message:
             self.message_posted.emit(p.message)
-        elif p.stage == "extract" and p.payload:
+        elif p.stage in ("scan", "extract") and isinstance(p.payload, list) and p.payload:
+            # the scan's paths fill the gallery before extraction; extract batches confirm them
             self.records_added.emit(list(p.payload))
         rate, eta = self._rate.update(p)
         self.progress_changed.emit(p, rate, eta)

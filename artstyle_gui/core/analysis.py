@@ -11,7 +11,7 @@ Topics (scikit-learn's LatentDirichletAllocation needs non-negative counts):
 ``bovw``  bag of visual words: every cell of a mid-level conv feature map (7x7 per
           painting) is PCA-reduced and quantised by MiniBatchKMeans into a visual
           vocabulary; each painting is the count vector of its words plus its colour
-          words (the colour histogram scaled to counts).
+          words (the colour histogram coarsened to 4x4x4 bins, scaled to counts).
 ``pca``   the research line's variant: the deep PCA scores shifted and scaled to
           non-negative pseudo-counts.
 
@@ -189,10 +189,23 @@ def bovw_counts(local: np.ndarray, colour: np.ndarray, *, vocab_size: int = 256,
         for r, row in enumerate(words):
             counts[s + r] = np.bincount(row, minlength=v)
     if colour_weight > 0:
-        counts = np.concatenate([counts, colour * cells * colour_weight], axis=1)
+        counts = np.concatenate([counts, coarse_colour(colour) * cells * colour_weight], axis=1)
     yield Progress("vocab", 3, 3, "visual vocabulary ready")
     return TopicInput("bovw", counts, {"bovw_mean": proj.mean, "bovw_comp": proj.components,
                                        "bovw_centers": km.cluster_centers_.astype(np.float32)})
+
+
+def coarse_colour(hist: np.ndarray) -> np.ndarray:
+    """Merge 2x2x2 blocks of an n^3 colour histogram (n even): 8^3 = 512 bins -> 64 colour words.
+
+    512 sparse colour words made LDA collapse onto a few topics on small collections (48 sample
+    paintings: topic sizes 34/11/1/1/1); 64 words keep topics balanced and gave the highest NMI
+    with style on wikiart7-dev (docs/topics.md)."""
+    n = round(hist.shape[1] ** (1 / 3))
+    if n**3 != hist.shape[1] or n % 2:
+        return hist
+    h = n // 2
+    return hist.reshape(len(hist), h, 2, h, 2, h, 2).sum((2, 4, 6)).reshape(len(hist), h**3)
 
 
 def pca_counts(deep_scores: np.ndarray, scale: float = 10.0) -> TopicInput:

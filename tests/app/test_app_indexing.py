@@ -70,7 +70,8 @@ def test_indexing_keeps_main_thread_responsive(qtbot, tmp_path, record_property)
     record_property("main_thread_longest_gap_per_stage_ms", per_stage)
     assert sig.args == ["index", "ok"]
     assert win.gallery.model.total == 200
-    assert len(live) >= 3 and live == sorted(live) and live[0] < 200  # the gallery grew batch by batch
+    # the scan's paths fill the gallery before any feature is extracted; it never shrinks meanwhile
+    assert live and live[0] == 200 and live == sorted(live)
     assert c.analysis is not None and c.analysis.n == 200 and c.analysis.topics.k == 6
     assert per_stage.get("extract", 0) < 2000
     assert longest < 30.0  # analysis stalls are a core matter (scipy SVD holds the GIL), recorded above
