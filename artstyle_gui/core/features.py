@@ -40,8 +40,17 @@ def center_crop(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     w, h = img.size
     s = size / min(w, h)
     nw, nh = max(size, round(w * s)), max(size, round(h * s))
-    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
     left, top = (nw - size) // 2, (nh - size) // 2
+    if max(nw, nh) > 4 * size:
+        # Extreme aspect ratio (e.g. a 1 x 20,000 strip): resizing the whole image first would need
+        # nw x nh pixels (gigabytes). Resample only the source box of the central square instead: the
+        # same sampling positions, memory O(size^2). Ordinary shapes keep the resize-then-crop below
+        # so features stay bit-identical to existing indexes.
+        sx, sy = w / nw, h / nh
+        box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+        img = img.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
     return np.asarray(img.crop((left, top, left + size, top + size)).convert("RGB"), dtype=np.uint8)
 
 

@@ -13,6 +13,7 @@ File names that are not valid UTF-8 on POSIX arrive from ``os.scandir`` as
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -137,4 +138,6 @@ def _reason(exc: OSError) -> str:
         return "vanished during the scan"
     if isinstance(exc, NotADirectoryError):
         return "not a folder"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
     return exc.strerror or str(exc) or type(exc).__name__

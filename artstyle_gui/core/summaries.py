@@ -95,7 +95,8 @@ def _csv_bytes(header: list[str], rows) -> bytes:
     w.writerow([csv_safe(h) for h in header])
     for r in rows:
         w.writerow([csv_safe(v) for v in r])
-    return buf.getvalue().encode("utf-8")
+    # surrogateescape: a non-UTF-8 file name is written as its original bytes (round-trips exactly)
+    return buf.getvalue().encode("utf-8", "surrogateescape")
 
 
 def provenance(an: Analysis, backbone_sha256: str | None = None) -> dict:

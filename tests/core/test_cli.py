@@ -170,3 +170,16 @@ def test_layers_are_respected():
     cmd = [str(exe)] if exe.exists() else ["lint-imports"]
     res = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_exported_files_have_normal_permissions(cli_collection, tmp_path):
+    import os
+    import stat
+
+    root, _, base = cli_collection
+    out = tmp_path / "export"
+    assert main(["-q", "export", str(root), str(out), *base]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in out.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f
