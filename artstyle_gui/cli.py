@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .core.analysis import PARTS
-from .core.errors import ArtStyleError
+from .core.errors import ArtStyleError, IndexCorrupt
 from .core.progress import Progress, ProgressGen, stage_label
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -64,6 +64,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--topic-input", choices=["bovw", "pca"], help="LDA input (default bovw)")
     g.add_argument("--k", type=_parse_k, default=argparse.SUPPRESS, help="number of topics, or 'auto'")
     g.add_argument("--seed", type=int)
+    g.add_argument("--space", choices=["base", "adapted"],
+                   help="neighbours and topics in the base space or the style adapter's (see `artstyle adapt`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("problems", help="list files that could not be read, with reasons")
     _common(p)
+
+    # style adapter and same-hand verifier (core/adapt.py, core/verify.py)
+    p = sub.add_parser("adapt", help="learn the style metric and the same-hand verifier from a label column")
+    _common(p)
+    p.add_argument("--label", required=True, help="label column to learn from: artist, style or any CSV column")
+    p.add_argument("--kind", choices=["linear", "mlp"], default="linear", help="projection head (default linear)")
+    p.add_argument("--loss", choices=["supcon", "triplet"], default="supcon",
+                   help="supervised contrastive (default) or batch-hard triplet")
+    p.add_argument("--holdout", type=float, default=0.2, help="fraction of every label held out (default 0.2)")
+    p.add_argument("--epochs", type=int, help="most epochs (default 80; training stops early on held-out P@10)")
+    p.add_argument("--max-seconds", type=float, help="time budget of the training (default 100)")
+    p.add_argument("--no-local", action="store_true", help="texture head without the local-map statistics")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("compare", help="same hand? probability that two paintings share the learned label")
+    _common(p)
+    p.add_argument("a", help="a painting of the collection (path relative to the folder)")
+    p.add_argument("b", help="another painting of the collection")
+    p.add_argument("--json", action="store_true", help="print JSON")
     return ap
 
 
@@ -131,6 +152,8 @@ def _settings(args, index_dir_saved):
         st.k = args.k
     if args.seed is not None:
         st.seed = args.seed
+    if getattr(args, "space", None):
+        st.space = args.space
     return st
 
 
@@ -148,7 +171,10 @@ def open_collection(args):
         finally:
             s.close()
         if raw:
-            saved = Settings.from_json(json.loads(raw))
+            try:
+                saved = Settings.from_json(json.loads(raw))
+            except (ValueError, IndexCorrupt) as e:  # damaged: the options given (or defaults) replace them
+                print(f"artstyle: warning: ignoring the saved settings of {idx}: {e}", file=sys.stderr)
     st = _settings(args, saved)
     col = Collection(args.folder, settings=st, index_dir=args.index_dir, labels_csv=args.labels,
                      artist_from_folder=args.artist_from_folder)
@@ -207,6 +233,8 @@ def _ensure_analysis(col, quiet):
         if not col._ok_records():
             raise ArtStyleError(f"{col.root} has no indexed paintings yet. Run `artstyle index {col.root}` first.")
         an = drive(col.analyse(), quiet)
+    if an is not None and getattr(col, "space_problem", None):  # --space adapted without an adapter
+        print(f"artstyle: warning: showing the base space: {col.space_problem}", file=sys.stderr)
     return an
 
 
@@ -244,6 +272,8 @@ def cmd_similar(args) -> int:
             print(json.dumps([{"path": n.relpath, "score": round(n.score, 5),
                                "shares": {k: round(v, 4) for k, v in n.shares.items()}} for n in res], indent=1))
             return EXIT_OK
+        if an.space == "adapted":  # style adapter (core/adapt.py)
+            title += " (adapted space)"
         print(title)
         print(f"{'#':>3}  {'score':>6}  {'deep':>5} {'tex':>5} {'col':>5}  path")
         for i, n in enumerate(res, 1):
@@ -310,7 +340,11 @@ def cmd_evaluate(args) -> int:
             raise ArtStyleError(f"No painting has a {args.label!r} label. Pass --labels CSV or --artist-from-folder.")
         scores = evaluate_parts(an.parts, an.weights, labels, args.at)
         res = {"n": sum(1 for x in labels if x), "label": args.label, "k": args.at,
-               "retrieval": [s.__dict__ for s in scores]}
+               "retrieval": [s.__dict__ for s in scores], "space": an.space}
+        if an.space == "adapted":  # style adapter: the labels it learned from are scored in-sample
+            lab = (an.adapter.meta.get("label") if an.adapter is not None else None) or "its label"
+            print(f"artstyle: note: adapted space learned from '{lab}'; figures on the paintings it trained on "
+                  "are optimistic (held-out figures: `artstyle adapt` output, docs/quality.md)", file=sys.stderr)
         if an.topics is not None:
             res["topics_nmi"] = nmi(list(an.dominant_topics()), labels)
             res["topics_k"] = an.topics.k
@@ -338,11 +372,88 @@ def cmd_problems(args) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ style adapter, same hand? (issue 6)
+def cmd_adapt(args) -> int:
+    from .core.adapt import AdapterConfig
+    from .core.verify import load_verifier
+
+    with open_collection(args) as col:
+        an = _ensure_analysis(col, args.quiet)
+        if not any(an.label_column(args.label)):
+            hint = " Pass --artist-from-folder to take it from the folder names." if args.label == "artist" else ""
+            raise ArtStyleError(f"No painting has a {args.label!r} label.{hint} Labels come from labels.csv "
+                                "in the folder or --labels CSV.")
+        cfg = AdapterConfig(label=args.label, kind=args.kind, loss=args.loss, holdout=args.holdout,
+                            use_local=not args.no_local, seed=col.settings.seed)
+        if args.epochs:
+            cfg.epochs = args.epochs
+        if args.max_seconds:
+            cfg.max_seconds = args.max_seconds
+        adapter, rep = drive(col.adapt(args.label, cfg), args.quiet)
+        ver = load_verifier(col)
+        vf = (ver.meta.get("figures") or {}) if ver else {}
+        if args.json:
+            print(json.dumps({"adapter": {k: v for k, v in adapter.meta.items() if k != "figures"},
+                              "figures": {k: v for k, v in rep.__dict__.items() if k != "history"},
+                              "history": rep.history,
+                              "verifier": ver.meta if ver else None, "index_dir": str(col.index_dir)}, indent=1))
+            return EXIT_OK
+        k = rep.k
+        print(f"Style adapter learned from '{args.label}': {rep.n_labelled:,} labelled paintings, {rep.classes} labels "
+              f"({rep.n_train:,} for training, {rep.n_heldout:,} held out)")
+        print(f"{'precision@' + str(k):28} {'base':>6} {'adapted':>8}")
+        print(f"{'  held-out paintings':28} {rep.base_heldout_p10:6.3f} {rep.heldout_p10:8.3f}")
+        print(f"{'  held-out vs all labelled':28} {rep.base_heldout_vs_all_p10:6.3f} {rep.heldout_vs_all_p10:8.3f}")
+        print(f"{'  training paintings':28} {'':>6} {rep.train_p10:8.3f}")
+        print(f"best epoch {rep.best_epoch + 1} of {rep.epochs_run} ({rep.stopped}), {rep.seconds:.0f} s")
+        if ver:
+            auc = vf.get("heldout_pair_auc", float("nan"))
+            print(f"Same-hand verifier: pairs of held-out paintings AUC {auc:.3f}, "
+                  f"F1 {vf.get('heldout_pair_f1', float('nan')):.3f} at threshold {ver.threshold:.2f}")
+        print(f"Saved with the index in {col._analysis_dir()}. Use it with --space adapted "
+              f"(e.g. artstyle similar {args.folder} PAINTING --space adapted) or artstyle compare.")
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    with open_collection(args) as col:
+        an = _ensure_analysis(col, args.quiet)
+        rows = []
+        for q in (args.a, args.b):
+            r = col.find(q)
+            if r is None:
+                raise ArtStyleError(f"{q} is not an indexed painting of {col.root}.")
+            rows.append(r)
+        c = col.compare(*rows)
+        lab = (col.adapter_info() or {}).get("label", "label")
+        if args.json:
+            print(json.dumps({"a": an.relpaths[rows[0]], "b": an.relpaths[rows[1]], "label": lab,
+                              "probability": round(c.probability, 5), "same": bool(c.same),
+                              "threshold": round(c.threshold, 5), "space": c.space,
+                              "base_logit": round(c.base_logit, 5),
+                              "contributions": {k: round(v, 5) for k, v in c.contributions.items()},
+                              "cosine": {k: round(v, 5) for k, v in c.cosine.items()}}, indent=1))
+            return EXIT_OK
+        print(f"Same {lab}? {an.relpaths[rows[0]]}  vs  {an.relpaths[rows[1]]}")
+        verdict = "same" if c.same else "different"
+        print(f"probability {c.probability:.3f} -> {verdict} (threshold {c.threshold:.2f}, {c.space} space)")
+        print(f"contributions in log-odds (an average pair: {c.base_logit:+.2f}):")
+        for p in PARTS:
+            print(f"  {p:8} {c.contributions[p]:+6.2f}   (cosine {c.cosine[p]:+.2f})")
+    return EXIT_OK
+
+
 COMMANDS = {"index": cmd_index, "similar": cmd_similar, "topics": cmd_topics, "export": cmd_export,
-            "evaluate": cmd_evaluate, "problems": cmd_problems}
+            "evaluate": cmd_evaluate, "problems": cmd_problems,
+            "adapt": cmd_adapt, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # non-UTF-8 file names must not crash printing
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

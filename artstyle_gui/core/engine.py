@@ -22,7 +22,7 @@ import numpy as np
 from .analysis import (PARTS, TOPIC_INPUTS, PartModel, TopicModel, blend, bovw_counts, fit_parts, fit_topics,
                        part_contributions, pca_counts)
 from .backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, file_sha256, load_backbone
-from .errors import ArtStyleError, DecodeError
+from .errors import ArtStyleError, DecodeError, IndexCorrupt, IndexLocked
 from .features import FeatureLayout, Prepared, content_hash, prepare
 from .labels import artist_from_parent, find_default_labels_csv, read_labels_csv
 from .neighbors import NeighbourIndex
@@ -31,7 +31,7 @@ from .scan import iter_image_files
 from .store import FileRecord, IndexStore, check_outside, index_dir_for, load_json, load_npz, save_json, save_npz
 
 DEFAULT_BLEND = {"deep": 1.0, "texture": 0.5, "colour": 0.25}
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 3
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Settings:
     k_range: tuple[int, int] = (5, 20)
     vocab_size: int = 256
     seed: int = 0
+    space: str = "base"  # "base" | "adapted": neighbours/topics in the style adapter's space (core/adapt.py)
 
     def validate(self) -> None:
         if self.backbone not in REGISTRY:
@@ -65,6 +66,8 @@ class Settings:
             raise ArtStyleError(f"topic input must be one of {', '.join(TOPIC_INPUTS)}.")
         if self.k is not None and not 1 <= self.k <= 200:
             raise ArtStyleError("K must be between 1 and 200.")
+        if self.space not in ("base", "adapted"):  # style adapter (core/adapt.py)
+            raise ArtStyleError("space must be 'base' or 'adapted'.")
         if not any(self.blend.get(p, 0) > 0 for p in PARTS):
             raise ArtStyleError("At least one of the blend weights (deep, texture, colour) must be positive.")
 
@@ -91,8 +94,33 @@ class Settings:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Settings":
+        """Settings from saved JSON; unknown keys are ignored, wrong types raise IndexCorrupt."""
+        if not isinstance(d, dict):
+            raise IndexCorrupt(f"The saved settings are damaged (expected an object, got {type(d).__name__}).")
         known = {f for f in cls.__dataclass_fields__}
         d = {k: v for k, v in d.items() if k in known}
+        defaults = cls()
+        for k, v in d.items():
+            want = getattr(defaults, k)
+            ok = True
+            if isinstance(want, bool):
+                ok = isinstance(v, bool)
+            elif isinstance(want, int) and not isinstance(want, bool):
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            elif isinstance(want, float):
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            elif isinstance(want, str):
+                ok = isinstance(v, str)
+            elif k == "blend":
+                ok = isinstance(v, dict) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                  for x in v.values())
+            elif k == "k_range":
+                ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                    isinstance(x, int) and not isinstance(x, bool) for x in v)
+            if k == "k" or k == "weights_file":  # optional fields
+                ok = v is None or (isinstance(v, int) and not isinstance(v, bool) if k == "k" else isinstance(v, str))
+            if not ok:
+                raise IndexCorrupt(f"The saved settings are damaged ({k} = {v!r} has the wrong type).")
         if "k_range" in d:
             d["k_range"] = tuple(d["k_range"])
         return cls(**d)
@@ -139,6 +167,11 @@ class Analysis:
     fingerprint: str
     settings: Settings
     featureset: str
+    # --- style adapter (core/adapt.py): the space that parts/index/topics show; in the adapted
+    # space the base parts, index and topics are kept aside untouched (adapt.base_view)
+    space: str = "base"
+    adapter: Any = None
+    _base_stash: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -177,6 +210,7 @@ class Collection:
         self.store.set_meta("root", str(self.root))
         self._backbone: Backbone | None = None
         self.analysis: Analysis | None = None
+        self.derived_problem: str | None = None  # why the saved analysis could not be used, if it was damaged
 
     # ------------------------------------------------------------------ helpers
     def close(self) -> None:
@@ -189,8 +223,10 @@ class Collection:
         self.close()
 
     def backbone(self) -> Backbone:
-        if self._backbone is None or self._backbone.info.name != self.settings.backbone:
+        key = (self.settings.backbone, self.settings.weights_file)
+        if self._backbone is None or getattr(self, "_backbone_key", None) != key:
             self._backbone = load_backbone(self.settings.backbone, self.settings.weights_file)
+            self._backbone_key = key
         return self._backbone
 
     @property
@@ -236,11 +272,15 @@ class Collection:
                 if len(files) % 1000 == 0:
                     yield Progress("scan", len(files), None, f"found {len(files):,} images")
             rep.scanned = len(files)
-            yield Progress("scan", len(files), len(files), f"found {len(files):,} images")
+            # payload: every image path found, so views can show the collection before extraction
+            yield Progress("scan", len(files), len(files), f"found {len(files):,} images",
+                           payload=[f.relpath for f in files])
 
             fs, _ = self._fs()
             known = self.store.known_hashes(fs)
             old = self.store.record_map()
+            # sizes of known content: a moved, renamed or re-read file reuses its vector *and* its size
+            dims = {r.hash: (r.width, r.height) for r in old.values() if r.hash and r.width is not None}
             labels = self._labels_for([f.relpath for f in files])
             current = {f.relpath for f in files}
             gone = [p for p in old if p not in current]
@@ -290,7 +330,8 @@ class Collection:
                         if nb is not None:
                             pending.append((nb, submit(nb)))
                         results = [fu.result() for fu in futs]
-                        recs, vecs, new_paths = self._process_batch(batch, results, labels, net, layout, known, rep)
+                        recs, vecs, new_paths = self._process_batch(batch, results, labels, net, layout, known, rep,
+                                                                    dims)
                         with self.store.transaction():
                             self.store.put_vectors(fs, vecs)
                             self.store.upsert_files(recs)
@@ -330,8 +371,12 @@ class Collection:
                               max_megapixels=st.max_megapixels), None
         except DecodeError as e:
             return h, None, e.reason
+        except MemoryError:
+            return h, None, "not enough memory to process this image"
+        except Exception as e:  # one odd file must never stop the run: it is reported instead
+            return h, None, f"could not process: {type(e).__name__}: {e}"
 
-    def _process_batch(self, batch, results, labels, net, layout, known, rep):
+    def _process_batch(self, batch, results, labels, net, layout, known, rep, dims=None):
         recs: list[FileRecord] = []
         vecs: list[tuple[str, bytes]] = []
         to_net: list[tuple[int, Prepared]] = []
@@ -342,9 +387,12 @@ class Collection:
                 rep.failed.append((f.relpath, err))
             elif prep is None:
                 rep.reused += 1
+                rec.width, rec.height = (dims or {}).get(h, (None, None))
             else:
                 rec.width, rec.height = prep.width, prep.height
                 to_net.append((i, prep))
+                if dims is not None:
+                    dims[h] = (prep.width, prep.height)
             recs.append(rec)
         if to_net:
             out = net.forward(np.stack([p.crop for _, p in to_net]))
@@ -389,10 +437,20 @@ class Collection:
             loaded = self.load_analysis(recs, fp)
             if loaded is not None:
                 yield Progress("done", 1, 1, "loaded saved analysis")
-                return loaded
+                return loaded  # load_analysis applied settings.space
         fs, key = self._fs()
         yield Progress("pca", 0, 2, f"loading features of {len(recs):,} paintings")
         blobs = self.store.get_vectors(fs, [r.hash for r in recs])
+        bad = {h for h, b in blobs.items() if not self._vector_ok(b)}
+        if bad:  # damaged stored vectors: forget them, so the next update extracts those files again
+            self.store.delete_vectors(fs, bad)
+            recs = [r for r in recs if r.hash not in bad]
+            yield Progress("pca", 0, 2, f"{len(bad):,} damaged feature vectors discarded; "
+                                        "the next update extracts them again")
+            if not recs:
+                self.analysis = None
+                return None
+            fp = self._fingerprint(recs)
         raw = self.layout.unpack_many([blobs[r.hash] for r in recs])
         yield Progress("pca", 1, 2, "reducing with PCA")
         model, parts = fit_parts(raw, deep_components=st.deep_components, gram_components=st.gram_components,
@@ -407,12 +465,20 @@ class Collection:
         yield Progress("index", 0, 1, "building the neighbour index")
         an.index = NeighbourIndex.build(blend(parts, an.weights), an.metric, seed=st.seed)
         # neighbours are usable now, before topics: views may adopt this partial analysis
+        self.analysis = an  # similar() works from here on, before topics are fitted
         yield Progress("index", 1, 1, "neighbour index ready", payload=an)
         an.topics = yield from self._fit_topics(raw, model, len(recs))
         del raw
         self._save_analysis(an)
         self.analysis = an
+        an = yield from self._space_hook(an)  # style adapter: settings.space
         return an
+
+    def _vector_ok(self, blob: bytes) -> bool:
+        lay = self.layout
+        if len(blob) != 2 * lay.size:  # float16
+            return False
+        return bool(np.isfinite(np.frombuffer(blob, np.float16)).all())
 
     def _fit_topics(self, raw, model: PartModel, n: int) -> ProgressGen[TopicModel | None]:
         st = self.settings
@@ -438,10 +504,37 @@ class Collection:
         return (yield from self.analyse(force=False))
 
     def _save_analysis(self, an: Analysis) -> None:
+        """Write the derived files (a cache of the analysis) under the writer lock.
+
+        If another process holds the lock it is indexing and saves its own analysis: this one
+        stays in memory only. Each file is replaced atomically and carries the fingerprint, so a
+        mix of files from two runs (a crash between them) is detected and recomputed.
+        """
+        held = self.store.holds_writer_lock
+        if not held:
+            try:
+                self.store.acquire_writer_lock()
+            except IndexLocked:
+                return
+        try:
+            self._write_analysis(an)
+        finally:
+            if not held:
+                self.store.release_writer_lock()
+
+    def _write_analysis(self, an: Analysis) -> None:
         d = self._analysis_dir()
+        if d.is_dir():  # temp files of these three, left by a crashed run (only the lock holder writes them)
+            for name in ("analysis.npz", "neighbours.hnsw", "analysis.json"):
+                for tmp in d.glob(name + ".*.tmp"):
+                    try:
+                        tmp.unlink()
+                    except OSError:
+                        pass
         arrays: dict[str, np.ndarray] = {f"part_{p}": an.parts[p] for p in PARTS}
         arrays.update(an.part_model.to_arrays())
         arrays["file_ids"] = an.file_ids
+        arrays["fingerprint"] = np.array(an.fingerprint)
         if an.topics is not None:
             arrays["mixtures"] = an.topics.mixtures
             arrays["topic_components"] = an.topics.components
@@ -450,30 +543,61 @@ class Collection:
         save_npz(d / "analysis.npz", **arrays)
         an.index.save(d / "neighbours.hnsw")
         save_json(d / "analysis.json", {
-            "fingerprint": an.fingerprint, "relpaths": an.relpaths, "hashes": an.hashes,
+            "fingerprint": an.fingerprint, "relpaths": an.relpaths, "hashes": an.hashes, "count": an.n,
+            "neighbours_sha256": file_sha256(d / "neighbours.hnsw"),
             "weights": an.weights, "metric": an.metric, "settings": an.settings.to_json(),
             "topic_input": an.topics.input_kind if an.topics else None, "k": an.topics.k if an.topics else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
     def load_analysis(self, recs: list[FileRecord] | None = None, fp: str | None = None) -> Analysis | None:
-        """Load the saved analysis if it matches the current records and settings; else None."""
+        """Load the saved analysis if it matches the current records and settings; else None.
+
+        The derived files are a cache: missing, stale, damaged or hostile ones give None (and
+        :attr:`derived_problem` says why), so :meth:`analyse` recomputes them.
+        """
+        self.derived_problem = None
+        if recs is None:
+            recs = self._ok_records()
+        fp = fp or self._fingerprint(recs)
+        try:
+            an = self._load_analysis(recs, fp)
+            if an is not None and self.settings.space != "base":  # style adapter: settings.space
+                from .progress import run as _run
+
+                an = _run(self._space_hook(an))
+            return an
+        except IndexCorrupt as e:
+            self.derived_problem = str(e)
+            return None
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            self.derived_problem = (f"The saved analysis in {self._analysis_dir()} is damaged "
+                                    f"({type(e).__name__}: {e}); it will be recomputed.")
+            return None
+
+    def _load_analysis(self, recs: list[FileRecord], fp: str) -> Analysis | None:
         d = self._analysis_dir()
         if not (d / "analysis.json").exists():
             return None
         meta = load_json(d / "analysis.json")
-        if recs is None:
-            recs = self._ok_records()
-        fp = fp or self._fingerprint(recs)
+        if not isinstance(meta, dict):
+            raise IndexCorrupt(f"The index file {d / 'analysis.json'} is damaged (not a JSON object).")
         if meta.get("fingerprint") != fp:
             return None
         a = load_npz(d / "analysis.npz")
+        n = len(recs)
+        if ("fingerprint" in a and str(a["fingerprint"]) != fp) or len(a["file_ids"]) != n or any(
+                a[f"part_{p}"].ndim != 2 or a[f"part_{p}"].shape[0] != n for p in PARTS):
+            raise IndexCorrupt(f"The saved analysis in {d} does not match the records (an interrupted save?).")
+        if not all(np.issubdtype(v.dtype, np.number) for k, v in a.items() if k != "fingerprint"):
+            raise IndexCorrupt(f"The index file {d / 'analysis.npz'} holds unexpected data.")
         parts = {p: a[f"part_{p}"] for p in PARTS}
         topics = None
         if "mixtures" in a:
+            kind = meta.get("topic_input")
             topics = TopicModel(int(a["mixtures"].shape[1]), a["mixtures"], a["topic_components"],
                                 [int(x) for x in a["curve_k"]], [float(x) for x in a["curve_perplexity"]],
-                                meta.get("topic_input") or self.settings.topic_input)
+                                kind if isinstance(kind, str) and kind else self.settings.topic_input)
         st = self.settings
         an = Analysis(
             relpaths=[r.relpath for r in recs], file_ids=a["file_ids"], hashes=[r.hash or "" for r in recs],
@@ -481,9 +605,14 @@ class Collection:
             index=None, weights=dict(st.blend), metric=st.metric, fingerprint=fp,  # type: ignore[arg-type]
             settings=replace(st), featureset=st.featureset_key(),
         )
-        if meta.get("weights") == an.weights and meta.get("metric") == an.metric:
+        hnsw = d / "neighbours.hnsw"
+        # hnswlib's loader is native code that trusts the file: only a file whose digest was
+        # recorded with this analysis is loaded; otherwise the index is rebuilt from the parts.
+        verified = hnsw.is_file() and isinstance(meta.get("neighbours_sha256"), str) and \
+            meta["neighbours_sha256"] == file_sha256(hnsw)
+        if verified and meta.get("weights") == an.weights and meta.get("metric") == an.metric:
             dim = sum(parts[p].shape[1] for p in PARTS)
-            an.index = NeighbourIndex.load(d / "neighbours.hnsw", dim, an.metric, an.n)
+            an.index = NeighbourIndex.load(hnsw, dim, an.metric, an.n)
         else:
             an.index = NeighbourIndex.build(blend(parts, an.weights), an.metric, seed=st.seed)
         self.analysis = an
@@ -501,7 +630,9 @@ class Collection:
         if self.analysis is None:
             self.analysis = self.load_analysis()
         if self.analysis is None:
-            raise ArtStyleError("This collection has no up-to-date index yet. Run `artstyle index` on it first.")
+            why = f" ({self.derived_problem})" if getattr(self, "derived_problem", None) else ""
+            raise ArtStyleError(f"This collection has no up-to-date index yet{why}. "
+                                "Run `artstyle index` on it first.")
         return self.analysis
 
     def set_blend(self, weights: dict[str, float], metric: str | None = None) -> None:
@@ -568,9 +699,65 @@ class Collection:
         raw = {"deep": out["deep"], "colour": prep.colour[None]}
         for i, g in enumerate(out["grams"]):
             raw[f"gram{i}"] = g
+        if an.space == "adapted" and an.adapter is not None:  # style adapter (core/adapt.py)
+            raw["local"] = out["local"]
+            return an.adapter.transform_raw(raw)
         return an.part_model.transform(raw)
 
     def similar_to_file(self, path: str | os.PathLike, k: int = 10) -> list[Neighbour]:
         an = self._require()
         parts = self.embed_file(path)
         return self._neighbours(an, blend(parts, an.weights)[0], k, exclude=None, query_parts=parts)
+
+    # ------------------------------------------------------------------ style adapter (core/adapt.py, core/verify.py)
+    space_problem: str | None = None  # why settings.space = "adapted" could not be shown (no adapter yet)
+
+    def _space_hook(self, an: Analysis | None) -> ProgressGen[Analysis | None]:
+        """Show ``an`` in the space chosen by ``settings.space``; without an adapter it stays base."""
+        if an is None or an.space == self.settings.space:
+            return an
+        from . import adapt
+
+        self.space_problem = None
+        try:
+            yield from adapt.use_space(self, an, self.settings.space)
+        except ArtStyleError as e:
+            self.space_problem = str(e)
+        return an
+
+    def adapt(self, label: str, config: Any = None) -> ProgressGen[Any]:
+        """Train the style adapter and the same-hand verifier on a label column; saved with the index.
+        Returns (StyleAdapter, AdapterReport). Cancelling between yields writes nothing."""
+        from . import adapt
+
+        return (yield from adapt.adapt_collection(self, label, config))
+
+    def use_space(self, space: str) -> ProgressGen[Analysis]:
+        """Switch neighbours and topics between the "base" and the "adapted" space (no extraction)."""
+        from . import adapt
+
+        an = self._require()
+        old = self.settings.space
+        self.settings.space = space
+        try:
+            self.settings.validate()
+            yield from adapt.use_space(self, an, space)
+        except ArtStyleError:
+            self.settings.space = old
+            raise
+        an.settings = replace(self.settings)
+        return an
+
+    def adapter_info(self) -> dict[str, Any] | None:
+        """Provenance and figures of the saved adapter (None: no adapter trained yet)."""
+        from . import adapt
+
+        ad = adapt.load_adapter(self)
+        return ad.meta if ad is not None else None
+
+    def compare(self, a: int, b: int) -> Any:
+        """"Same hand?": probability that paintings ``a`` and ``b`` (rows) share the label the
+        verifier was trained on, with the per-part contributions (verify.Comparison)."""
+        from . import verify
+
+        return verify.compare_rows(self, self._require(), a, b)
