@@ -306,7 +306,10 @@ def test_ctrl_c_in_the_cli_keeps_finished_batches(fresh_copy, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "artstyle_gui.cli", "-q", "index", str(root), "--index-dir",
                              str(idx), "--batch-size", "8", "--k", "4"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell running us in the background ignores SIGINT, and the child would
+                            # inherit that: give it the default disposition, as in a terminal
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db = idx / "index.sqlite"
     deadline = time.time() + 120
     n = 0
