@@ -181,11 +181,27 @@ def run_headless(win, args, errors: list) -> int:
     return 0 if not errors else 1
 
 
+def no_display() -> bool:
+    """True on Linux/BSD when no X11/Wayland display is reachable and Qt was not told otherwise
+    (Qt would abort with a plugin error instead of a readable message)."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return False
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     headless = bool(args.screenshot or args.smoke_test)
     if headless:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif no_display():
+        sys.stderr.write(
+            "artstyle-gui: no display found (DISPLAY and WAYLAND_DISPLAY are not set), so no window can open.\n"
+            "Run it on a desktop, or render offscreen: artstyle-gui --screenshot out.png [FOLDER]\n"
+            "(the same engine runs without a display as `artstyle`, see artstyle --help).\n")
+        return 2
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     import PySide6.QtWidgets  # noqa: F401 - before pyqtgraph
 

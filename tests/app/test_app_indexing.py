@@ -226,3 +226,17 @@ def test_opening_another_folder_while_indexing(qtbot, tmp_path):
     assert set(added) <= {r.relpath for r in c.records}
     qtbot.waitUntil(lambda: not c._retired, timeout=60000)  # A's index closed after its worker stopped
     c.shutdown()
+
+
+def test_no_display_gives_a_clear_message(monkeypatch, capsys):
+    """Without X11/Wayland, Qt would abort with a plugin error; the app says what to do instead."""
+    import sys
+
+    from artstyle_gui.app import main as app_main
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert app_main.main([]) == 2
+    err = capsys.readouterr().err
+    assert "no display" in err and "--screenshot" in err
