@@ -1,5 +1,8 @@
 """The collection engine: scan -> extract (incremental) -> analyse -> neighbours.
 
+The plain data it produces (Settings, UpdateReport, Neighbour, Analysis) lives in :mod:`.model`
+and is re-exported here.
+
 All long steps are progress generators (see :mod:`.progress`); the CLI and the app
 drive the same generators.  Work is committed batch by batch before each yield, so
 stopping a generator (Ctrl-C, Cancel, a crash) keeps every finished batch.
@@ -13,182 +16,24 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .analysis import (PARTS, TOPIC_INPUTS, PartModel, TopicModel, blend, bovw_counts, fit_parts, fit_topics,
+from .analysis import (PARTS, PartModel, TopicModel, blend, bovw_counts, fit_parts, fit_topics,
                        part_contributions, pca_counts)
-from .backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, file_sha256, load_backbone
+from .backbones import REGISTRY, Backbone, file_sha256, load_backbone
 from .errors import ArtStyleError, DecodeError, IndexCorrupt, IndexLocked
 from .features import FeatureLayout, Prepared, content_hash, prepare
 from .labels import artist_from_parent, find_default_labels_csv, read_labels_csv
+from .model import (ANALYSIS_VERSION, DEFAULT_BLEND, Analysis, Neighbour, Settings,  # noqa: F401 - re-exported
+                    UpdateReport)
 from .neighbors import NeighbourIndex
 from .progress import Progress, ProgressGen
 from .scan import iter_image_files
 from .store import FileRecord, IndexStore, check_outside, index_dir_for, load_json, load_npz, save_json, save_npz
-
-DEFAULT_BLEND = {"deep": 1.0, "texture": 0.5, "colour": 0.25}
-ANALYSIS_VERSION = 3
-
-
-@dataclass
-class Settings:
-    """Everything that shapes the results; plain data, persisted by the app."""
-
-    backbone: str = DEFAULT_BACKBONE
-    weights_file: str | None = None
-    colour_bins: int = 8
-    trim_borders: bool = True
-    max_megapixels: float = 400.0
-    batch_size: int = 16
-    decode_threads: int = 0  # 0: automatic
-    deep_components: int = 128
-    gram_components: int = 64
-    colour_components: int = 64
-    blend: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
-    metric: str = "cosine"
-    topic_input: str = "bovw"
-    k: int | None = None  # None: automatic (perplexity elbow over k_range)
-    k_range: tuple[int, int] = (5, 20)
-    vocab_size: int = 256
-    seed: int = 0
-    space: str = "base"  # "base" | "adapted": neighbours/topics in the style adapter's space (core/adapt.py)
-
-    def validate(self) -> None:
-        if self.backbone not in REGISTRY:
-            raise ArtStyleError(f"Unknown backbone {self.backbone!r}; choose one of {', '.join(REGISTRY)}.")
-        if self.metric not in ("cosine", "euclidean"):
-            raise ArtStyleError("metric must be 'cosine' or 'euclidean'.")
-        if self.topic_input not in TOPIC_INPUTS:
-            raise ArtStyleError(f"topic input must be one of {', '.join(TOPIC_INPUTS)}.")
-        if self.k is not None and not 1 <= self.k <= 200:
-            raise ArtStyleError("K must be between 1 and 200.")
-        if self.space not in ("base", "adapted"):  # style adapter (core/adapt.py)
-            raise ArtStyleError("space must be 'base' or 'adapted'.")
-        if not any(self.blend.get(p, 0) > 0 for p in PARTS):
-            raise ArtStyleError("At least one of the blend weights (deep, texture, colour) must be positive.")
-
-    def featureset_key(self) -> str:
-        w = ""
-        if self.weights_file:
-            w = "-w" + file_sha256(self.weights_file)[:10]
-        return f"{self.backbone}{w}-c{self.colour_bins}-t{int(self.trim_borders)}"
-
-    def featureset_config(self) -> dict[str, Any]:
-        return {"backbone": self.backbone, "weights_file": self.weights_file, "colour_bins": self.colour_bins,
-                "trim_borders": self.trim_borders}
-
-    def analysis_config(self) -> dict[str, Any]:
-        return {"deep_components": self.deep_components, "gram_components": self.gram_components,
-                "colour_components": self.colour_components, "topic_input": self.topic_input, "k": self.k,
-                "k_range": list(self.k_range), "vocab_size": self.vocab_size, "seed": self.seed,
-                "version": ANALYSIS_VERSION}
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["k_range"] = list(self.k_range)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Settings":
-        """Settings from saved JSON; unknown keys are ignored, wrong types raise IndexCorrupt."""
-        if not isinstance(d, dict):
-            raise IndexCorrupt(f"The saved settings are damaged (expected an object, got {type(d).__name__}).")
-        known = {f for f in cls.__dataclass_fields__}
-        d = {k: v for k, v in d.items() if k in known}
-        defaults = cls()
-        for k, v in d.items():
-            want = getattr(defaults, k)
-            ok = True
-            if isinstance(want, bool):
-                ok = isinstance(v, bool)
-            elif isinstance(want, int) and not isinstance(want, bool):
-                ok = isinstance(v, int) and not isinstance(v, bool)
-            elif isinstance(want, float):
-                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-            elif isinstance(want, str):
-                ok = isinstance(v, str)
-            elif k == "blend":
-                ok = isinstance(v, dict) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                  for x in v.values())
-            elif k == "k_range":
-                ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(
-                    isinstance(x, int) and not isinstance(x, bool) for x in v)
-            if k == "k" or k == "weights_file":  # optional fields
-                ok = v is None or (isinstance(v, int) and not isinstance(v, bool) if k == "k" else isinstance(v, str))
-            if not ok:
-                raise IndexCorrupt(f"The saved settings are damaged ({k} = {v!r} has the wrong type).")
-        if "k_range" in d:
-            d["k_range"] = tuple(d["k_range"])
-        return cls(**d)
-
-
-@dataclass
-class UpdateReport:
-    scanned: int = 0
-    unchanged: int = 0
-    extracted: int = 0
-    reused: int = 0  # moved/renamed/duplicate content: features reused without extraction
-    removed: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        return (f"{self.scanned:,} images: {self.extracted:,} extracted, {self.reused:,} reused by content, "
-                f"{self.unchanged:,} unchanged, {self.removed:,} removed, {len(self.failed):,} unreadable")
-
-
-@dataclass
-class Neighbour:
-    row: int
-    relpath: str
-    score: float  # cosine similarity (cosine metric) or -squared distance (euclidean)
-    parts: dict[str, float]  # contribution of deep/texture/colour to the cosine similarity
-    shares: dict[str, float]  # the same as fractions summing to 1 ("why similar")
-
-
-@dataclass
-class Analysis:
-    """Everything the views need, aligned by row."""
-
-    relpaths: list[str]
-    file_ids: np.ndarray
-    hashes: list[str]
-    labels: list[dict[str, str]]
-    parts: dict[str, np.ndarray]
-    part_model: PartModel
-    topics: TopicModel | None
-    index: NeighbourIndex
-    weights: dict[str, float]
-    metric: str
-    fingerprint: str
-    settings: Settings
-    featureset: str
-    # --- style adapter (core/adapt.py): the space that parts/index/topics show; in the adapted
-    # space the base parts, index and topics are kept aside untouched (adapt.base_view)
-    space: str = "base"
-    adapter: Any = None
-    _base_stash: dict[str, Any] | None = field(default=None, repr=False)
-
-    @property
-    def n(self) -> int:
-        return len(self.relpaths)
-
-    def row_of(self, relpath: str) -> int | None:
-        if not hasattr(self, "_rows"):
-            self._rows = {p: i for i, p in enumerate(self.relpaths)}
-        return self._rows.get(relpath)
-
-    def dominant_topics(self) -> np.ndarray:
-        if self.topics is None:
-            return np.full(self.n, -1, np.int64)
-        return self.topics.mixtures.argmax(1)
-
-    def label_column(self, column: str) -> list[str]:
-        return [lab.get(column, "") or "" for lab in self.labels]
 
 
 class Collection:
