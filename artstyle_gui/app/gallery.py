@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListV
                                QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
 from ..core.app_support import similarity_to_row
+from .cards import begin_card, draw_thumbnail
 from .colors import topic_color
 from .thumbnails import ThumbnailLoader
 
@@ -306,33 +307,12 @@ class GalleryDelegate(QStyledItemDelegate):
         return self.cell_size(option.font)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         pal = option.palette
-        r = option.rect.adjusted(2, 2, -2, -2)
+        r = begin_card(painter, option, radius=6, selected_alpha=255)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        hover = bool(option.state & QStyle.StateFlag.State_MouseOver)
-        if selected or hover:
-            c = QColor(pal.color(QPalette.ColorRole.Highlight))
-            c.setAlpha(255 if selected else 45)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(c)
-            painter.drawRoundedRect(r, 6, 6)
         img = QRect(r.x() + 4, r.y() + 4, r.width() - 8, self.thumb)
         path = index.data(PathRole)
-        pm = self.loader.pixmap(path)
-        if pm is not None and not pm.isNull():
-            s = pm.size().scaled(img.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, s.width(), s.height())
-            target.moveCenter(img.center())
-            painter.drawPixmap(target, pm)
-        else:
-            bg = QColor(pal.color(QPalette.ColorRole.Text))
-            bg.setAlpha(18)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(bg)
-            painter.drawRoundedRect(img.adjusted(8, 8, -8, -8), 4, 4)
+        if not draw_thumbnail(painter, self.loader.pixmap(path), img, pal, inset=8):
             if self.loader.failure(path):
                 painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(img, Qt.AlignmentFlag.AlignCenter, "unreadable")

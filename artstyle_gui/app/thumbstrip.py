@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette
-from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate
+from PySide6.QtWidgets import QListView, QStyledItemDelegate
 
+from .cards import begin_card, draw_thumbnail
 from .colors import topic_color
 from .gallery import PathRole, RelpathRole, ScoreRole, TopicRole
 from .thumbnails import ThumbnailLoader
@@ -92,33 +93,11 @@ class CardDelegate(QStyledItemDelegate):
         return QSize(self.thumb + 10, self.thumb + 16 + 2 * fm.height())
 
     def paint(self, painter: QPainter, option, index) -> None:
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         pal = option.palette
-        r = option.rect.adjusted(2, 2, -2, -2)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        hover = bool(option.state & QStyle.StateFlag.State_MouseOver)
-        if selected or hover:
-            c = QColor(pal.color(QPalette.ColorRole.Highlight))
-            c.setAlpha(90 if selected else 45)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(c)
-            painter.drawRoundedRect(r, 5, 5)
+        r = begin_card(painter, option, radius=5, selected_alpha=90)
         img = QRect(r.x() + 3, r.y() + 3, r.width() - 6, self.thumb)
         path = index.data(PathRole)
-        pm = self.loader.pixmap(path) if path else None
-        if pm is not None and not pm.isNull():
-            s = pm.size().scaled(img.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            t = QRect(0, 0, s.width(), s.height())
-            t.moveCenter(img.center())
-            painter.drawPixmap(t, pm)
-        else:
-            bg = QColor(pal.color(QPalette.ColorRole.Text))
-            bg.setAlpha(18)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(bg)
-            painter.drawRoundedRect(img.adjusted(6, 6, -6, -6), 4, 4)
+        draw_thumbnail(painter, self.loader.pixmap(path) if path else None, img, pal, inset=6)
         fm = painter.fontMetrics()
         y = img.bottom() + 4
         x = r.x() + 4
