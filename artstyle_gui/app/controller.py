@@ -19,7 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Qt, Signal
 from superqt.utils import create_worker
 
-from ..core.app_support import similar_in
+from ..core.app_support import preload_engine_modules, similar_in
 from ..core.engine import Analysis, Collection, Neighbour, Settings
 from ..core.errors import ArtStyleError
 from ..core.progress import Progress, RateEstimator
@@ -99,6 +99,8 @@ class Controller(QObject):
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        # before any window shows: a native module loaded later by a worker would freeze the window
+        preload_engine_modules()
         self.settings = settings or Settings()
         self.collection: Collection | None = None
         self.analysis: Analysis | None = None

@@ -37,3 +37,27 @@ def similar_in(col: Collection, an: Analysis, row: int, k: int = 10) -> list[Nei
         raise ArtStyleError(f"No painting number {row}.")
     q = blend({p: an.parts[p][row : row + 1] for p in PARTS}, an.weights)[0]
     return col._neighbours(an, q, k, exclude=row)
+
+
+#: native libraries the engine's worker would otherwise load mid-run (``import`` of a C extension
+#: holds the GIL while it is loaded: torch alone froze the window for 0.6-1 s when the first folder
+#: was indexed, sklearn.cluster for 0.3 s when the topics started; benchmarks/perf.py, docs/benchmarks.md)
+PRELOAD = ("torch", "torchvision", "efficientnet_lite_pytorch", "sklearn.cluster", "sklearn.decomposition",
+           "scipy.linalg", "hnswlib")
+
+
+def preload_engine_modules() -> float:
+    """Import the engine's heavy native modules now (the app calls this before its window shows);
+    returns the seconds it took (0 once they are loaded)."""
+    import importlib
+    import sys
+    import time
+
+    t = time.perf_counter()
+    for name in PRELOAD:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # reported where the engine needs it, with its remedy
+                pass
+    return time.perf_counter() - t
