@@ -11,6 +11,7 @@ from .errors import IndexCorrupt
 from .store import atomic_path
 
 METRICS = {"cosine": "cosine", "euclidean": "l2"}
+QUERY_EF = 100
 
 
 class NeighbourIndex:
@@ -27,7 +28,7 @@ class NeighbourIndex:
         self._index.init_index(max_elements=max(16, capacity), ef_construction=ef_construction, M=m,
                                random_seed=seed)
         self._index.set_num_threads(max(1, os.cpu_count() or 1))
-        self._index.set_ef(64)
+        self._index.set_ef(QUERY_EF)
 
     @property
     def count(self) -> int:
@@ -47,7 +48,8 @@ class NeighbourIndex:
         k = int(min(k, self.count))
         if k <= 0:
             return np.zeros((len(vectors), 0), np.int64), np.zeros((len(vectors), 0), np.float32)
-        self._index.set_ef(max(64, 2 * k))
+        # ef 100: recall@10 0.995 at 100k vectors (0.985 with 64) for +0.1 ms (docs/benchmarks.md)
+        self._index.set_ef(max(QUERY_EF, 2 * k))
         labels, dist = self._index.knn_query(np.ascontiguousarray(vectors, np.float32), k=k)
         sim = 1.0 - dist if self.metric == "cosine" else -dist
         return labels.astype(np.int64), sim.astype(np.float32)
