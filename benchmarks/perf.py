@@ -300,8 +300,8 @@ def query(args, work: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------- reopen / gui
-def _gui(cmd: str, root: Path, idx: Path) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+def _gui(cmd: str, root: Path, idx: Path, **extra_env: str) -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **extra_env)
     p = subprocess.run([sys.executable, str(Path(__file__).with_name("perf_gui.py")), cmd, str(root), str(idx)],
                        capture_output=True, text=True, env=env, timeout=7200)
     if p.returncode != 0:
@@ -352,6 +352,8 @@ def gui(args, work: Path) -> dict:
         shutil.copyfile(p, root / p.parent.name / p.name)
     try:
         res = {"index": _gui("index", root, tmp / "idx")}
+        if args.before:  # the same run without the pre-import of the native modules (the fix's "before")
+            res["index_before_preload"] = _gui("index", root, tmp / "idx-before", ARTSTYLE_BENCH_NO_PRELOAD="1")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n = args.rss_n
@@ -410,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="cache folder for generated inputs")
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, figures not meaningful")
+    ap.add_argument("--before", action="store_true",
+                    help="gui: also index once without the pre-import fix (the report's before/after)")
     ap.add_argument("--json", default=None, help="default docs/benchmarks.json (quick: in --work)")
     ap.add_argument("--md", default=None, help="default docs/benchmarks.md (quick: in --work)")
     args = ap.parse_args(argv)

@@ -135,6 +135,13 @@ def render(res: dict) -> str:
               "topic bar chart) is updated and repainted.\n\n")
         s += _t([i], [("longest_stall_ms", "longest stall ms"), ("longest_stall_ms_by_stage", "by stage (ms)"),
                       ("click_to_panel_ms_p50", "click p50 ms"), ("click_to_panel_ms_max", "click max ms")])
+        b = g.get("index_before_preload")
+        if b:
+            s += ("\nBefore/after the fix that imports torch, torchvision and scikit-learn's native modules before the "
+                  "window shows (an import of a C extension holds the GIL while the library loads):\n\n")
+            s += _t([dict(b, run="before: imported by the worker mid-run"), dict(i, run="after: imported at start-up")],
+                    [("run", "run"), ("longest_stall_ms", "longest stall ms"),
+                     ("longest_stall_ms_by_stage", "by stage (ms)")])
         r = g.get("rss", {})
         s += (f"\nMemory with a {r.get('paintings', 0):,}-painting index open in the app (synthetic as in "
               "section 3), the gallery scrolled end to end and 20 paintings clicked:\n\n")
