@@ -65,6 +65,22 @@ def apply_theme(app, theme: str = "system") -> None:
         app.setPalette(app.style().standardPalette())
 
 
+APP_ID = "io.github.artstyle_gui"  # the .desktop file / AppStream id (packaging/)
+
+
+def app_icon():
+    """The window icon from the packaged icon set (empty if the files are missing)."""
+    from PySide6.QtGui import QIcon
+
+    from ..core.resources import app_icon_files
+
+    icon = QIcon()
+    for path in app_icon_files():
+        if path.suffix == ".png":  # PNGs need no SVG plugin; QIcon picks the nearest size
+            icon.addFile(str(path))
+    return icon
+
+
 def make_app(argv0: str = "artstyle-gui", theme: str = "system"):
     from PySide6.QtWidgets import QApplication
 
@@ -75,6 +91,10 @@ def make_app(argv0: str = "artstyle-gui", theme: str = "system"):
     app.setApplicationName(APP)
     app.setApplicationDisplayName("artstyle")
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)  # Wayland/X11 match the window to the installed .desktop file and icon
+    icon = app_icon()
+    if not icon.isNull():
+        app.setWindowIcon(icon)
     apply_theme(app, theme)
     if theme == "system":
         try:
@@ -191,7 +211,23 @@ def no_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def isolate_smoke_test(args) -> str:
+    """``--smoke-test`` touches nothing of the user's: the index and the settings go to a temp dir
+    (never into the collection), removed afterwards."""
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    tmp = tempfile.mkdtemp(prefix="artstyle-smoke-")
+    if not args.index_dir:
+        args.index_dir = os.path.join(tmp, "index")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.path.join(tmp, "settings"))
+    return tmp
+
+
 def main(argv: list[str] | None = None) -> int:
+    t_start = time.monotonic()
     args = parse_args(argv)
     headless = bool(args.screenshot or args.smoke_test)
     if headless:
@@ -203,25 +239,28 @@ def main(argv: list[str] | None = None) -> int:
             "(the same engine runs without a display as `artstyle`, see artstyle --help).\n")
         return 2
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    import PySide6.QtWidgets  # noqa: F401 - before pyqtgraph
+    from .. import launcher
 
-    app = make_app(sys.argv[0] if sys.argv else "artstyle-gui", args.theme)
-    try:
+    smoke_tmp = None
+    try:  # start-up: any failure is logged and shown in a dialog (see artstyle_gui/launcher.py)
+        import PySide6.QtWidgets  # noqa: F401 - before pyqtgraph
+
+        launcher.install_qt_message_handler(headless)  # Qt's fatal errors (no platform plugin) too
+        if args.smoke_test and not args.screenshot:
+            smoke_tmp = isolate_smoke_test(args)
+        app = make_app(sys.argv[0] if sys.argv else "artstyle-gui", args.theme)
         from ..core.resources import sample_collection
         from . import prefs
         from .feedback import install_excepthook
         from .main_window import MainWindow
 
         win = MainWindow()
-    except Exception as e:  # start-up failed: a native dialog, then exit
-        import traceback
+    except Exception as e:  # a log file, a native dialog, exit 1
+        if smoke_tmp:
+            import shutil
 
-        traceback.print_exc()
-        if not headless:
-            from PySide6.QtWidgets import QMessageBox
-
-            QMessageBox.critical(None, "artstyle cannot start", f"{type(e).__name__}: {e}")
-        return 1
+            shutil.rmtree(smoke_tmp, ignore_errors=True)
+        return launcher.report_exception(e, headless=headless)
     errors: list[str] = []
     install_excepthook(win.show_error)
     win.controller.error_raised.connect(lambda m, d: (errors.append(m), sys.stderr.write(f"error: {m}\n{d}")
@@ -233,12 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     if folder is None:
         folder = str(sample_collection())
     win.show()
+    launcher.mark_started()
     win.open_folder(folder, labels_csv=args.labels, index_dir=args.index_dir,
                     artist_from_folder=args.artist_from_folder)
     if headless:
         code = run_headless(win, args, errors)
         win.shutdown()
         win.close()
+        if smoke_tmp:
+            import shutil
+
+            shutil.rmtree(smoke_tmp, ignore_errors=True)
+            print(f"smoke test: {'ok' if code == 0 else 'FAILED'} in {time.monotonic() - t_start:.1f} s")
         return code
     return app.exec()
 

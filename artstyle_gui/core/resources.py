@@ -23,3 +23,17 @@ def resources_dir() -> Path:
 
 def sample_collection() -> Path:
     return resources_dir() / "sample_paintings"
+
+
+ICON_SIZES = (16, 32, 48, 64, 128, 256, 512)
+
+
+def icons_dir() -> Path:
+    return resources_dir() / "icons"
+
+
+def app_icon_files() -> list[Path]:
+    """The app icon: the SVG (if present) and the PNG renders, smallest first."""
+    d = icons_dir()
+    files = [d / f"artstyle-gui-{n}.png" for n in ICON_SIZES]
+    return [p for p in [d / "artstyle-gui.svg", *files] if p.is_file()]
