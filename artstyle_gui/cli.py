@@ -44,6 +44,64 @@ def _parse_k(text: str) -> int | None:
     return k
 
 
+def _parse_adjust(text: str) -> tuple[int, float]:
+    """--raise/--lower: "3" (by 0.3) or "3=0.5"; topics are numbered from 1 as shown."""
+    t, sep, d = text.partition("=")
+    try:
+        topic = int(t)
+        delta = float(d) if sep else 0.3
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TOPIC or TOPIC=AMOUNT, e.g. 3 or 3=0.3 (got {text!r})") from None
+    if topic < 1:
+        raise argparse.ArgumentTypeError(f"topics are numbered from 1 (got {topic})")
+    if not 0.0 < delta <= 1.0:
+        raise argparse.ArgumentTypeError(f"the amount must be in (0, 1] (got {d})")
+    return topic, delta
+
+
+def _parse_name(text: str) -> tuple[int, str]:
+    """--name 3="Dark portraits" (or 3= to clear)."""
+    t, sep, name = text.partition("=")
+    try:
+        topic = int(t)
+    except ValueError:
+        topic = 0
+    if not sep or topic < 1:
+        raise argparse.ArgumentTypeError(f"expected TOPIC=NAME, e.g. 3=\"Dark portraits\" (got {text!r})")
+    return topic, name.strip()
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (got {text!r})") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (got {text})")
+    return v
+
+
+def _similarity(text: str) -> float:
+    v = _fraction(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError("the threshold must be above 0")
+    return v
+
+
+def _hamming_limit(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bits, 0 to 64 (got {text!r})") from None
+    if not 0 <= v <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of bits, 0 to 64 (got {v})")
+    return v
+
+
+class UsageError(ArtStyleError):
+    """Bad arguments found once the index is open (e.g. a topic number above K): exit 2."""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", type=Path, help="the painting collection (never written to)")
     g = p.add_argument_group("index and labels")
@@ -84,10 +142,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="a painting in the collection (path relative to the folder) or any image file")
     p.add_argument("-k", "-n", "--count", dest="count", type=int, default=10, help="number of neighbours")
     p.add_argument("--json", action="store_true", help="print JSON")
+    g = p.add_argument_group("more like this, but... (search in topic space)")
+    g.add_argument("--raise", dest="raise_", metavar="TOPIC[=AMOUNT]", type=_parse_adjust, action="append",
+                   default=[], help="raise a topic of the painting's mixture (amount 0-1, default 0.3); repeatable")
+    g.add_argument("--lower", metavar="TOPIC[=AMOUNT]", type=_parse_adjust, action="append", default=[],
+                   help="lower a topic of the painting's mixture (default 0.3); repeatable")
+    g.add_argument("--alpha", type=_fraction, help="weight of topic-space similarity against the embedding's "
+                                                    "(0-1, default 0.5)")
+    g.add_argument("--topic-metric", choices=["hellinger", "js"], help="distance between topic mixtures "
+                                                                     "(default hellinger)")
 
-    p = sub.add_parser("topics", help="fit or show the style topics")
+    p = sub.add_parser("topics", help="fit or show the style topics, and name them")
     _common(p)
     p.add_argument("--top", type=int, default=5, help="paintings listed per topic")
+    p.add_argument("--name", metavar="TOPIC=NAME", type=_parse_name, action="append", default=[],
+                   help='name a topic, e.g. --name 3="Dark portraits" (kept with the index; 3= clears); repeatable')
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("map", help="2-D style map of the collection (t-SNE or PCA of the search embedding) as CSV")
+    _common(p)
+    p.add_argument("--method", choices=["auto", "pca", "tsne"], default="auto",
+                   help="layout (default auto: t-SNE unless the collection is tiny or huge)")
+    p.add_argument("--out", type=Path, help="write the CSV here (default: standard output)")
+    p.add_argument("--label", default="artist", help="label column written as 'label' (default artist)")
+
+    p = sub.add_parser("duplicates", help="groups of near-duplicate paintings (never deletes anything)")
+    _common(p)
+    p.add_argument("--threshold", type=_similarity, default=0.92,
+                   help="embedding cosine similarity of candidate pairs (default 0.92)")
+    p.add_argument("--max-hamming", type=_hamming_limit, default=10,
+                   help="most differing bits of the perceptual hashes of a duplicate pair (default 10)")
+    p.add_argument("--no-crops", action="store_true",
+                   help="do not look for crops (only the whole-image hash confirms a pair)")
+    p.add_argument("--out", type=Path, help="write the groups as CSV here")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("export", help="write topic, painting and artist summaries as CSV + provenance JSON")
@@ -256,10 +343,16 @@ def cmd_index(args) -> int:
     return EXIT_OK
 
 
+def _steering(args) -> bool:
+    return bool(args.raise_ or args.lower or args.alpha is not None or args.topic_metric)
+
+
 def cmd_similar(args) -> int:
     with open_collection(args) as col:
         an = _ensure_analysis(col, args.quiet)
         row = col.find(args.query)
+        if _steering(args):
+            return _similar_steered(args, col, an, row)
         if row is not None:
             res = col.similar(row, args.count)
             title = f"Nearest to {an.relpaths[row]}"
@@ -282,6 +375,50 @@ def cmd_similar(args) -> int:
     return EXIT_OK
 
 
+def _similar_steered(args, col, an, row) -> int:
+    """`similar --raise/--lower/--alpha/--topic-metric`: the topic-space query (core/topicsearch.py)."""
+    if row is None:
+        raise ArtStyleError(f"{args.query} is not an indexed painting of {col.root}: a topic-space query "
+                            "starts from a painting of the collection.")
+    if an.topics is None:
+        raise ArtStyleError("This collection has no style topics (too few paintings).")
+    k = an.topics.k
+    adjust: dict[int, float] = {}
+    for sign, items in ((1.0, args.raise_), (-1.0, args.lower)):
+        for t, d in items:
+            if t > k:
+                raise UsageError(f"no topic {t}: the topics are 1 to {k}")
+            adjust[t - 1] = max(-1.0, min(1.0, adjust.get(t - 1, 0.0) + sign * d))
+    alpha = 0.5 if args.alpha is None else args.alpha
+    metric = args.topic_metric or "hellinger"
+    res = col.steered_similar(row, adjust, k=args.count, alpha=alpha, metric=metric)
+    mix = an.topics.mixtures
+    names = col.topic_names()
+    if args.json:
+        print(json.dumps({"query": an.relpaths[row], "adjust": {str(t + 1): round(d, 4) for t, d in adjust.items()},
+                          "alpha": alpha, "topic_metric": metric,
+                          "neighbours": [{"path": n.relpath, "score": round(n.score, 5),
+                                          "embedding_similarity": round(sum(n.parts.values()), 5),
+                                          "dominant_topic": int(mix[n.row].argmax()) + 1,
+                                          "dominant_topic_name": names.get(int(mix[n.row].argmax()), ""),
+                                          "mixture": [round(float(v), 4) for v in mix[n.row]],
+                                          "shares": {p: round(v, 4) for p, v in n.shares.items()}}
+                                         for n in res]}, indent=1))
+        return EXIT_OK
+    how = ", ".join(f"{'raise' if d > 0 else 'lower'} {col.topic_label(t)} ({d:+.2f})"
+                    for t, d in sorted(adjust.items())) or "no topic changed"
+    print(f"More like {an.relpaths[row]}, but: {how}  (alpha {alpha:g}, {metric})")
+    shown = sorted(adjust) or [int(mix[row].argmax())]
+    cols = " ".join(f"{'T' + str(t + 1):>5}" for t in shown)
+    print(f"{'#':>3}  {'score':>6}  {'embed':>6}  {cols}  path")
+    q = " ".join(f"{mix[row, t]:5.2f}" for t in shown)
+    print(f"{'q':>3}  {'':>6}  {'':>6}  {q}  {an.relpaths[row]}")
+    for i, n in enumerate(res, 1):
+        m = " ".join(f"{mix[n.row, t]:5.2f}" for t in shown)
+        print(f"{i:>3}  {n.score:6.3f}  {sum(n.parts.values()):6.3f}  {m}  {n.relpath}")
+    return EXIT_OK
+
+
 def _wrap(fn):
     yield Progress("load-model", 0, 1, "embedding the query image")
     return fn()
@@ -293,9 +430,16 @@ def cmd_topics(args) -> int:
     with open_collection(args) as col:
         an = _ensure_analysis(col, args.quiet)
         if an.topics is None:
+            if args.name:
+                raise ArtStyleError("This collection has no style topics to name (too few paintings).")
             print("Too few paintings to fit topics.")
             return EXIT_OK
-        sums = topic_summaries(an, args.top)
+        for t, _ in args.name:
+            if t > an.topics.k:
+                raise UsageError(f"no topic {t}: the topics are 1 to {an.topics.k}")
+        for t, name in args.name:
+            col.set_topic_name(t - 1, name or None)
+        sums = topic_summaries(an, args.top, names=col.topic_names())
         if args.json:
             print(json.dumps({"k": an.topics.k, "curve": {"k": an.topics.curve_k,
                               "perplexity": an.topics.curve_perplexity},
@@ -308,7 +452,7 @@ def cmd_topics(args) -> int:
                                                                             an.topics.curve_perplexity)))
         for s in sums:
             arts = ", ".join(f"{a} ({c})" for a, c in s.top_artists) or "-"
-            print(f"\nTopic {s.topic + 1}: {s.size} paintings ({s.share:.0%}), mean p={s.mean_probability:.2f}; "
+            print(f"\n{col.topic_label(s.topic)}: {s.size} paintings ({s.share:.0%}), mean p={s.mean_probability:.2f}; "
                   f"artists: {arts}")
             for p, v in s.top_paintings:
                 print(f"    {v:.2f}  {p}")
@@ -325,7 +469,7 @@ def cmd_export(args) -> int:
         sha = None
         if col.settings.backbone == "effnet-lite0" or col.settings.weights_file:
             sha = col.backbone().weights_sha256
-        for p in export(an, args.outdir, backbone_sha256=sha):
+        for p in export(an, args.outdir, backbone_sha256=sha, topic_names=col.topic_names()):
             print(p)
     return EXIT_OK
 
@@ -443,9 +587,69 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ explore: style map, near-duplicates
+def cmd_map(args) -> int:
+    from .core.store import atomic_write_bytes, check_outside
+    from .core.stylemap import resolve_method
+    from .core.summaries import _csv_bytes
+
+    with open_collection(args) as col:
+        if args.out is not None:
+            check_outside(col.root, args.out)
+        an = _ensure_analysis(col, args.quiet)
+        xy = drive(col.style_map(args.method), args.quiet)
+        dom = an.dominant_topics()
+        names = col.topic_names()
+        labels = an.label_column(args.label)
+        rows = [[an.relpaths[i], f"{xy[i, 0]:.5f}", f"{xy[i, 1]:.5f}", int(dom[i]) + 1 if dom[i] >= 0 else "",
+                 names.get(int(dom[i]), "") if dom[i] >= 0 else "", labels[i]] for i in range(an.n)]
+        data = _csv_bytes(["relpath", "x", "y", "dominant_topic", "topic_name", "label"], rows)
+        method = resolve_method(args.method, an.n)
+        if args.out is None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            atomic_write_bytes(args.out, data)
+            print(f"Map of {an.n:,} paintings ({'t-SNE' if method == 'tsne' else 'PCA'}) written to {args.out}")
+    return EXIT_OK
+
+
+def cmd_duplicates(args) -> int:
+    from .core.duplicates import export_duplicates_csv
+
+    with open_collection(args) as col:
+        if args.out is not None:
+            from .core.store import check_outside
+
+            check_outside(col.root, args.out)
+        _ensure_analysis(col, args.quiet)
+        groups = drive(col.find_duplicates(args.threshold, args.max_hamming, crops=not args.no_crops), args.quiet)
+        for path, reason in col.duplicate_skipped:
+            print(f"  skipped {path}: {reason}", file=sys.stderr)
+        if args.out is not None:
+            export_duplicates_csv(groups, args.out, col.root)
+        if args.json:
+            print(json.dumps([{"paths": g.relpaths, "similarity": round(g.similarity, 5),
+                               "max_hamming": g.max_hamming, "crops": g.crops} for g in groups], indent=1))
+            return EXIT_OK
+        how = "whole image or crop-aligned" if not args.no_crops else "whole image"
+        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates (embedding similarity >= "
+              f"{args.threshold:g}, perceptual hash within {args.max_hamming} bits, {how})")
+        for i, g in enumerate(groups, 1):
+            print(f"\nGroup {i}: {g.size} paintings, similarity >= {g.similarity:.3f}, hash distance <= "
+                  f"{g.max_hamming}")
+            print(f"    {'sim':>6} {'bits':>4}")
+            for rel, sim, ham, crop in zip(g.relpaths, g.similarities, g.hammings, g.crops):
+                print(f"    {sim:6.3f} {ham:4d}  {rel}{'  (crop)' if crop else ''}")
+        if args.out is not None:
+            print(f"\nWritten to {args.out}")
+    return EXIT_OK
+
+
 COMMANDS = {"index": cmd_index, "similar": cmd_similar, "topics": cmd_topics, "export": cmd_export,
             "evaluate": cmd_evaluate, "problems": cmd_problems,
-            "adapt": cmd_adapt, "compare": cmd_compare}
+            "adapt": cmd_adapt, "compare": cmd_compare, "map": cmd_map, "duplicates": cmd_duplicates}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -457,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"artstyle {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\nInterrupted. Finished batches are saved; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -56,6 +56,8 @@ class Collection:
         self._backbone: Backbone | None = None
         self.analysis: Analysis | None = None
         self.derived_problem: str | None = None  # why the saved analysis could not be used, if it was damaged
+        self.duplicate_skipped: list[tuple[str, str]] = []  # (relpath, reason) of the last find_duplicates
+        self.duplicate_decoded = 0  # images the last find_duplicates decoded (the others came from its cache)
 
     # ------------------------------------------------------------------ helpers
     def close(self) -> None:
@@ -367,6 +369,22 @@ class Collection:
             if not held:
                 self.store.release_writer_lock()
 
+    def _write_if_unlocked(self, write) -> bool:
+        """Run ``write()`` (a derived-file write) under the writer lock; if another process holds
+        the lock it is indexing, and the result stays in memory only (False)."""
+        held = self.store.holds_writer_lock
+        if not held:
+            try:
+                self.store.acquire_writer_lock()
+            except IndexLocked:
+                return False
+        try:
+            write()
+            return True
+        finally:
+            if not held:
+                self.store.release_writer_lock()
+
     def _write_analysis(self, an: Analysis) -> None:
         d = self._analysis_dir()
         if d.is_dir():  # temp files of these three, left by a crashed run (only the lock holder writes them)
@@ -498,16 +516,18 @@ class Collection:
         score = {int(r): float(s) for r, s in zip(labels[0], sims[0])}
         contrib = part_contributions(an.parts, exclude if exclude is not None else 0, np.array(rows, np.int64),
                                      an.weights, query=query_parts)
-        out = []
-        for r, c in zip(rows, contrib):
-            pos = np.maximum(c, 0)
+        return [self._neighbour(an, r, score[r], c) for r, c in zip(rows, contrib)]
+
+    @staticmethod
+    def _neighbour(an: Analysis, r: int, score: float, c: np.ndarray) -> Neighbour:
+        """A Neighbour from its row, score and per-part contributions (shares: "why similar")."""
+        pos = np.maximum(c, 0)
+        tot = float(pos.sum())
+        if tot <= 0:  # nothing similar at all: fall back to the blend's own proportions
+            pos = np.array([max(0.0, an.weights.get(p, 0.0)) for p in PARTS])
             tot = float(pos.sum())
-            if tot <= 0:  # nothing similar at all: fall back to the blend's own proportions
-                pos = np.array([max(0.0, an.weights.get(p, 0.0)) for p in PARTS])
-                tot = float(pos.sum())
-            shares = {p: float(pos[i]) / tot for i, p in enumerate(PARTS)}
-            out.append(Neighbour(r, an.relpaths[r], score[r], {p: float(c[i]) for i, p in enumerate(PARTS)}, shares))
-        return out
+        shares = {p: float(pos[i]) / tot for i, p in enumerate(PARTS)}
+        return Neighbour(r, an.relpaths[r], score, {p: float(c[i]) for i, p in enumerate(PARTS)}, shares)
 
     def similar(self, row: int, k: int = 10) -> list[Neighbour]:
         an = self._require()
@@ -606,3 +626,54 @@ class Collection:
         from . import verify
 
         return verify.compare_rows(self, self._require(), a, b)
+
+    # ------------------------------------------------------------------ explore: map, duplicates, topic search
+    def style_map(self, method: str = "auto") -> ProgressGen[np.ndarray]:
+        """2-D layout (float32 (n, 2) in [-1, 1], rows of the analysis) of the current search
+        embedding: "pca", "tsne" or "auto". Saved with the index; a matching saved layout is loaded
+        without recomputation (core/stylemap.py)."""
+        from . import stylemap
+
+        return (yield from stylemap.style_map(self, method))
+
+    def saved_style_map(self, method: str = "auto") -> np.ndarray | None:
+        """The saved layout of the current embedding, or None (never computes)."""
+        from . import stylemap
+
+        return stylemap.saved_style_map(self, method)
+
+    def find_duplicates(self, threshold: float = 0.92, max_hamming: int = 10, *,
+                        crops: bool = True) -> ProgressGen[list[Any]]:
+        """Groups of near-duplicate paintings (list of duplicates.DuplicateGroup, largest first):
+        embedding candidates (cosine >= threshold) confirmed by the perceptual hash (whole image, or
+        with ``crops`` a crop-aligned hash + pixel correlation). Unreadable candidates are skipped:
+        :attr:`duplicate_skipped`. Never writes the collection."""
+        from . import duplicates
+
+        return (yield from duplicates.find_duplicates(self, threshold, max_hamming, crops=crops))
+
+    def steered_similar(self, row: int, adjust: dict[int, float], k: int = 10, alpha: float = 0.5,
+                        metric: str = "hellinger") -> list[Neighbour]:
+        """"More like this, but...": neighbours ranked by alpha * topic-space similarity to the
+        steered mixture of ``row`` + (1 - alpha) * embedding similarity (core/topicsearch.py)."""
+        from . import topicsearch
+
+        return topicsearch.steered_similar(self, row, adjust, k=k, alpha=alpha, metric=metric)
+
+    def topic_names(self) -> dict[int, str]:
+        """The user's names of the current topics, {topic (0-based): name}."""
+        from . import topicsearch
+
+        return topicsearch.topic_names(self)
+
+    def set_topic_name(self, topic: int, name: str | None) -> None:
+        """Name topic ``topic`` (0-based) of the current topic model; None or "" clears the name."""
+        from . import topicsearch
+
+        topicsearch.set_topic_name(self, topic, name)
+
+    def topic_label(self, t: int) -> str:
+        """"Topic 3 · Dark portraits" (named) or "Topic 3" for topic t = 2."""
+        from . import topicsearch
+
+        return topicsearch.topic_label(self, t)

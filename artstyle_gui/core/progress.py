@@ -58,6 +58,8 @@ STAGE_LABELS = {
     "topics": "Fitting topics",
     "k-select": "Choosing K",
     "index": "Building neighbour index",
+    "map": "Style map",
+    "duplicates": "Near-duplicates",
     "done": "Done",
 }
 

@@ -52,7 +52,11 @@ class TopicSummary:
     distinct_artists: int
 
 
-def topic_summaries(an: Analysis, top_n: int = 10, artist_column: str = "artist") -> list[TopicSummary]:
+def topic_summaries(an: Analysis, top_n: int = 10, artist_column: str = "artist",
+                    names: dict[int, str] | None = None) -> list[TopicSummary]:
+    """Per topic: size, share, top paintings and artists. ``name`` is the user's name of the topic
+    (``names``, e.g. Collection.topic_names()) or "Topic N"."""
+    names = names or {}
     if an.topics is None:
         return []
     mix = an.topics.mixtures
@@ -64,7 +68,8 @@ def topic_summaries(an: Analysis, top_n: int = 10, artist_column: str = "artist"
         order = np.argsort(-mix[:, t], kind="stable")[:top_n]
         counts = Counter(artists[i] for i in members if artists[i])
         out.append(TopicSummary(
-            topic=t, name=f"Topic {t + 1}", size=int(len(members)), share=float(len(members) / max(1, an.n)),
+            topic=t, name=names.get(t) or f"Topic {t + 1}", size=int(len(members)),
+            share=float(len(members) / max(1, an.n)),
             mean_probability=float(mix[:, t].mean()),
             top_paintings=[(an.relpaths[i], float(mix[i, t])) for i in order],
             top_artists=counts.most_common(5), distinct_artists=len(counts),
@@ -128,8 +133,8 @@ def export(an: Analysis, outdir: Path, *, backbone_sha256: str | None = None, to
     label_cols = std + [c for c in label_cols if c not in std]
 
     rows = []
-    for s in topic_summaries(an, top_n):
-        rows.append([s.topic + 1, names.get(s.topic, s.name), s.size, f"{s.share:.4f}", f"{s.mean_probability:.4f}",
+    for s in topic_summaries(an, top_n, names=names):
+        rows.append([s.topic + 1, s.name, s.size, f"{s.share:.4f}", f"{s.mean_probability:.4f}",
                      s.distinct_artists, "; ".join(f"{a} ({c})" for a, c in s.top_artists),
                      "; ".join(p for p, _ in s.top_paintings), "; ".join(f"{v:.3f}" for _, v in s.top_paintings)])
     p = outdir / "topics.csv"
@@ -142,9 +147,10 @@ def export(an: Analysis, outdir: Path, *, backbone_sha256: str | None = None, to
     for i in range(an.n):
         mix = an.topics.mixtures[i] if an.topics else []
         prow.append([an.relpaths[i], *[an.labels[i].get(c, "") for c in label_cols],
-                     int(dom[i]) + 1 if an.topics else "", *[f"{v:.4f}" for v in mix]])
+                     int(dom[i]) + 1 if an.topics else "", names.get(int(dom[i]), "") if an.topics else "",
+                     *[f"{v:.4f}" for v in mix]])
     p = outdir / "paintings.csv"
-    atomic_write_bytes(p, _csv_bytes(["path", *label_cols, "dominant_topic",
+    atomic_write_bytes(p, _csv_bytes(["path", *label_cols, "dominant_topic", "dominant_topic_name",
                                       *[f"topic_{t + 1}" for t in range(k)]], prow))
     written.append(p)
 
