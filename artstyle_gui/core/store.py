@@ -277,6 +277,9 @@ CREATE TABLE IF NOT EXISTS vectors (
     data BLOB NOT NULL,
     PRIMARY KEY (featureset, hash)
 ) WITHOUT ROWID;
+-- the keys alone: listing the known hashes reads this small index, not every page of the vectors
+-- (a cold re-open of 10,000 paintings read 240 MB for it; docs/benchmarks.md)
+CREATE INDEX IF NOT EXISTS vectors_keys ON vectors(featureset, hash);
 """
 
 
