@@ -50,7 +50,7 @@ def _window(settings=None):
     from artstyle_gui.app.main_window import MainWindow
 
     if os.environ.get("ARTSTYLE_BENCH_NO_PRELOAD"):  # the "before" figure of the pre-import fix
-        _controller.preload_engine_modules = lambda: 0.0
+        _controller.preload_engine_modules = lambda *a: 0.0
 
     c = Controller(settings)
     win = MainWindow(c)

@@ -92,7 +92,7 @@ def render(res: dict) -> str:
               f"with grain and canvas texture). ResNet50 weights: {tp.get('resnet50_weights')}.\n\n")
         s += _t(tp["rows"], [("backbone", "backbone"), ("input", "input"), ("images", "images"),
                              ("ours_img_s", "ours img/s"), ("baseline_img_s", "baseline img/s"), ("ratio", "ours / baseline"),
-                             ("gflops_per_image", "GFLOP/img"), ("ours_fraction_of_limit", "ours: fraction of limit"),
+                             ("forward_only_img_s", "forward only img/s"), ("gflops_per_image", "GFLOP/img"), ("ours_fraction_of_limit", "ours: fraction of limit"),
                              ("baseline_fraction_of_limit", "baseline: fraction of limit")])
         s += "\n"
     q = res.get("query")
