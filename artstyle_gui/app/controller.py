@@ -52,6 +52,20 @@ class Job:
     extra: dict = field(default_factory=dict)
 
 
+class _Pinned:
+    """A Collection seen through a given Analysis (the one the views show), for core queries that
+    read ``col._require()`` while a job is replacing ``col.analysis``."""
+
+    def __init__(self, col: Collection, an: Analysis) -> None:
+        self._col, self._an = col, an
+
+    def _require(self) -> Analysis:
+        return self._an
+
+    def __getattr__(self, name: str):
+        return getattr(self._col, name)
+
+
 def describe_error(exc: BaseException) -> tuple[str, str]:
     """(user message, details) for an exception from a worker or a slot."""
     if isinstance(exc, ArtStyleError):
@@ -71,7 +85,8 @@ class Controller(QObject):
         selection_changed(object)      the selected relpath (or None)
         external_query_finished(str, list)   an outside image and its [Neighbour]
         progress_changed(object, object, object)  Progress, rate (per s) or None, ETA (s) or None
-        job_started(str)               a job's name: index, analyse, refit, blend, query, export
+        job_started(str)               a job's name: index, analyse, refit, blend, query, export, map,
+                                       duplicates
         job_finished(str, str)         name, outcome: ok | cancelled | error
         error_raised(str, str)         user message, technical details ('' for expected errors)
         message_posted(str)            a status-bar message
@@ -79,6 +94,8 @@ class Controller(QObject):
         problems_changed(list)         [(relpath, reason)]
         exported(list)                 paths written by an export
         topic_names_changed()          the user renamed a topic
+        style_map_ready(str, object, object)   method asked for, the Analysis it was computed on, xy (n, 2)
+        duplicates_found(list, list)   [DuplicateGroup], skipped [(relpath, reason)]
     """
 
     collection_changed = Signal(object)
@@ -96,12 +113,14 @@ class Controller(QObject):
     problems_changed = Signal(list)
     exported = Signal(list)
     topic_names_changed = Signal()
+    style_map_ready = Signal(str, object, object)
+    duplicates_found = Signal(list, list)
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         # before any window shows: a native module loaded later by a worker would freeze the window
-        preload_engine_modules()
         self.settings = settings or Settings()
+        preload_engine_modules(self.settings.backbone)
         self.collection: Collection | None = None
         self.analysis: Analysis | None = None
         self.records: list[FileRecord] = []
@@ -114,6 +133,7 @@ class Controller(QObject):
         self._job: Job | None = None
         self._queue: list[Job] = []
         self._retired: list[tuple[Collection, Job]] = []
+        self._pending_writes: list[tuple[Collection, Callable]] = []  # index writes waiting for a job
         self._rate = RateEstimator()
         self._shown = None  # signature of the analysis the views show
         #: run jobs in the calling thread (``worker.run()``): deterministic tests of cancel logic
@@ -161,18 +181,86 @@ class Controller(QObject):
         return self.analysis.topics.mixtures[row]
 
     def topic_name(self, t: int) -> str:
+        """The user's name of topic ``t`` (0-based), else "Topic t+1"."""
         return self.topic_names.get(t) or f"Topic {t + 1}"
 
+    def topic_label(self, t: int) -> str:
+        """"Topic 3 · Dark portraits" (named) or "Topic 3" for t = 2 (as the core's topic_label)."""
+        name = self.topic_names.get(t)
+        return f"Topic {t + 1} · {name}" if name else f"Topic {t + 1}"
+
     def rename_topic(self, t: int, name: str) -> None:
-        """Give topic ``t`` a name (empty: back to 'Topic t+1'); remembered for this analysis."""
-        name = name.strip()
-        if name and name != f"Topic {t + 1}":
+        """Give topic ``t`` a name (empty: back to 'Topic t+1'). Kept in the index (the CLI and
+        exports see it), written at once or, while a job uses the index, when it has finished."""
+        name = " ".join(name.split())[:120]
+        if name == f"Topic {t + 1}":
+            name = ""
+        if name:
             self.topic_names[t] = name
         else:
             self.topic_names.pop(t, None)
-        if self.analysis is not None:
-            prefs.set_topic_names(self.analysis.fingerprint, self.topic_names)
+        an = self.analysis
+        if self.collection is not None and an is not None and an.topics is not None:
+            self._write_index(lambda col, an=an: self._store_topic_name(col, an, t, name or None))
         self.topic_names_changed.emit()
+
+    @staticmethod
+    def _store_topic_name(col: Collection, an: Analysis, t: int, name: str | None) -> None:
+        from ..core import topicsearch
+
+        cur = col.analysis
+        if cur is None or cur.topics is None or an.topics is None or cur.fingerprint != an.fingerprint \
+                or cur.topics.k != an.topics.k or cur.topics.input_kind != an.topics.input_kind:
+            return  # the topics were re-fitted meanwhile: the name belonged to the old ones
+        topicsearch.set_topic_name(col, t, name)
+
+    def _write_index(self, write: Callable[[Collection], None], col: Collection | None = None) -> None:
+        """Run a small index write on the GUI thread now, or after the running job (the worker and
+        the GUI share one SQLite connection: a write must never land inside a job's transaction)."""
+        col = col or self.collection
+        if col is None:
+            return
+        if self._job is None or (col is not self.collection and not any(c is col for c, _ in self._retired)):
+            try:
+                write(col)
+            except Exception as e:  # noqa: BLE001
+                self._report(e)
+        else:
+            self._pending_writes.append((col, write))
+
+    def _flush_writes(self, col: Collection | None = None) -> None:
+        """Run the waiting index writes (of ``col`` only, if given) now that no job uses the index."""
+        keep = []
+        for c, w in self._pending_writes:
+            if col is None or c is col:
+                try:
+                    w(c)
+                except Exception as e:  # noqa: BLE001
+                    self._report(e)
+            else:
+                keep.append((c, w))
+        self._pending_writes = keep
+
+    def _load_topic_names(self, an: Analysis) -> dict[int, str]:
+        """Names kept in the index for ``an``'s topics; names the app kept in its settings before
+        (keyed by the analysis fingerprint) are moved into the index once."""
+        from ..core import topicsearch
+
+        col = self.collection
+        if col is None or an.topics is None:
+            return {}
+        try:
+            names = topicsearch.topic_names(col, an)
+        except Exception:  # noqa: BLE001 - names are never worth an error
+            names = {}
+        old = {t: n for t, n in prefs.topic_names(an.fingerprint).items() if 0 <= t < an.topics.k}
+        if old:
+            prefs.clear_topic_names(an.fingerprint)
+            for t, n in old.items():
+                if t not in names:
+                    names[t] = n
+                    self._write_index(lambda col, an=an, t=t, n=n: self._store_topic_name(col, an, t, n))
+        return names
 
     # ------------------------------------------------------------------ opening
     def open_folder(self, folder: str | Path, *, labels_csv: str | Path | None = None,
@@ -367,6 +455,90 @@ class Controller(QObject):
             sha = None
         return export(an, outdir, backbone_sha256=sha, topic_names=names or None)
 
+    # ------------------------------------------------------------------ explore: map, duplicates, steering
+    def saved_style_map(self, method: str):
+        """The saved 2-D layout of the current embedding (float32 (n, 2)) or None; never computes.
+        None while a job is replacing the analysis (the map job then computes or loads it)."""
+        col, an = self.collection, self.analysis
+        if col is None or an is None or col.analysis is not an:
+            return None
+        try:
+            xy = col.saved_style_map(method)
+        except Exception:  # noqa: BLE001 - a damaged cache is recomputed by the job
+            return None
+        return xy if xy is not None and xy.shape == (an.n, 2) else None
+
+    def compute_style_map(self, method: str) -> bool:
+        """Load or compute the layout in a worker (progress, cancel); ``style_map_ready`` follows.
+        False if nothing was started (no analysis, or the same map is already on its way)."""
+        col = self._need_collection()
+        if col is None:
+            return False
+        if self.analysis is None and not self.busy:
+            return False
+        for j in ([self._job] if self._job else []) + self._queue:
+            if j.name == "map" and j.extra.get("method") == method:
+                return False
+        job = Job("map", 0, lambda: self._map_job(col, method))
+        job.extra["method"] = method
+        self._start(job)
+        return True
+
+    def cancel_map_jobs(self, keep: str | None = None) -> None:
+        """Drop queued map jobs and cancel a running one (except those for ``keep``)."""
+        self._queue = [j for j in self._queue if j.name != "map" or j.extra.get("method") == keep]
+        job = self._job
+        if job is not None and job.name == "map" and job.extra.get("method") != keep and job.worker is not None:
+            job.outcome = "cancelled"
+            job.worker.quit()
+
+    def map_pending(self, method: str | None = None) -> bool:
+        """Whether a map job (for ``method``, or any) is running or queued."""
+        return any(j.name == "map" and (method is None or j.extra.get("method") == method)
+                   for j in ([self._job] if self._job else []) + self._queue)
+
+    @staticmethod
+    def _map_job(col: Collection, method: str):
+        an = col._require()
+        xy = yield from col.style_map(method)
+        return an, xy
+
+    def find_duplicates(self, threshold: float, max_hamming: int, crops: bool = True) -> None:
+        """Near-duplicate groups in a worker (progress, cancel); ``duplicates_found`` follows.
+        Reads the collection only: nothing is deleted, moved or written there."""
+        col = self._need_collection()
+        if col is None:
+            return
+        if self.analysis is None and not self.busy:
+            self.error_raised.emit("Index the collection before looking for near-duplicates.", "")
+            return
+        self._start(Job("duplicates", 0, lambda: self._duplicates_job(col, float(threshold), int(max_hamming),
+                                                                       bool(crops))))
+
+    @staticmethod
+    def _duplicates_job(col: Collection, threshold: float, max_hamming: int, crops: bool):
+        groups = yield from col.find_duplicates(threshold, max_hamming, crops=crops)
+        return groups, list(col.duplicate_skipped)
+
+    def steered_similar(self, relpath: str, adjust: dict[int, float], k: int = NEIGHBOURS, alpha: float = 0.5,
+                        metric: str = "hellinger") -> list[Neighbour]:
+        """"More like this, but...": the collection re-ranked by the steered topic mixture of
+        ``relpath`` and its look (core Collection.steered_similar; a few ms at 10,000 paintings,
+        so it runs here on the GUI thread). [] without topics or on error (reported)."""
+        col, an = self.collection, self.analysis
+        row = self.row_of(relpath)
+        if col is None or an is None or an.topics is None or row is None:
+            return []
+        try:
+            if col.analysis is an:
+                return col.steered_similar(row, adjust, k=k, alpha=alpha, metric=metric)
+            from ..core import topicsearch  # a job is replacing col.analysis: rank over the one shown
+
+            return topicsearch.steered_similar(_Pinned(col, an), row, adjust, k=k, alpha=alpha, metric=metric)
+        except Exception as e:  # noqa: BLE001
+            self._report(e)
+            return []
+
     # ------------------------------------------------------------------ selection + history
     def select(self, relpath: str | None, *, record: bool = True) -> None:
         if relpath == self.current:
@@ -466,10 +638,13 @@ class Controller(QObject):
         if job is not None and job.inner is not None:
             job.inner.close()
         for col, _ in self._retired:
+            self._flush_writes(col)
             col.close()
         self._retired.clear()
         if self.collection is not None:
+            self._flush_writes(self.collection)
             self.collection.close()
+        self._pending_writes.clear()
         self._gen += 1
         self._job = None
         self.collection = None
@@ -506,6 +681,15 @@ class Controller(QObject):
                     self.message_posted.emit(f"{result.topics.k} topics fitted")
             elif job.name == "query":
                 self.external_query_finished.emit(job.extra["path"], list(result))
+            elif job.name == "map":
+                an, xy = result
+                self.style_map_ready.emit(job.extra["method"], an, xy)
+            elif job.name == "duplicates":
+                groups, skipped = result
+                self.duplicates_found.emit(list(groups), list(skipped))
+                extra = f" ({len(skipped)} files skipped)" if skipped else ""
+                self.message_posted.emit(f"{len(groups)} groups of near-duplicates found{extra}; nothing was "
+                                         "deleted")
             elif job.name == "export":
                 paths = [Path(p) for p in result]
                 self.exported.emit(paths)
@@ -526,6 +710,7 @@ class Controller(QObject):
         if job.inner is not None:
             job.inner.close()  # no-op unless aborted before the DirectConnection ran
         for item in [r for r in self._retired if r[1] is job]:
+            self._flush_writes(item[0])
             item[0].close()
             self._retired.remove(item)
         if job is not self._job:
@@ -535,6 +720,8 @@ class Controller(QObject):
             self._refresh_records()  # the batches finished before the cancel are in the index
             self.message_posted.emit("Cancelled: finished images are kept and will not be processed again")
         self.progress_changed.emit(None, None, None)
+        if self.collection is not None:
+            self._flush_writes(self.collection)
         self.job_finished.emit(job.name, job.outcome)
         self._next()
 
@@ -565,9 +752,7 @@ class Controller(QObject):
             return
         self.analysis = an
         self._shown = sig
-        self.topic_names = {}
-        if an is not None and an.topics is not None:
-            self.topic_names = {t: n for t, n in prefs.topic_names(an.fingerprint).items() if t < an.topics.k}
+        self.topic_names = self._load_topic_names(an) if an is not None else {}
         self.analysis_changed.emit(an)
 
     def _report(self, exc: BaseException) -> None:

@@ -14,7 +14,9 @@ from PySide6.QtWidgets import (QDialog, QGraphicsPixmapItem, QGraphicsScene, QGr
 import pyqtgraph as pg  # after PySide6
 
 from .colors import plot_colors, topic_color
+from .controller import NEIGHBOURS
 from .gallery import caption_of
+from .steer import SteerPanel
 from .thumbnails import ThumbnailLoader
 from .thumbstrip import PART_COLOURS, PART_NAMES, Card, ThumbStrip
 
@@ -137,6 +139,8 @@ class MixtureChart(pg.PlotWidget):
         super().__init__(parent, background=bg)
         self.k = 0
         self.names: list[str] = []
+        self._style = None  # (brushes, pens) for the current K
+        self._ymax = None
         self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8)
         self.addItem(self.bars)
         pi = self.getPlotItem()
@@ -162,17 +166,26 @@ class MixtureChart(pg.PlotWidget):
             return
         self.show()
         mix = np.asarray(mix, np.float64)
-        self.k = len(mix)
-        self.names = names or [f"Topic {t + 1}" for t in range(self.k)]
-        cols = [topic_color(t) for t in range(self.k)]
-        self.bars.setOpts(x=np.arange(1, self.k + 1), height=mix, width=0.8,
-                          brushes=[pg.mkBrush(c) for c in cols], pens=[pg.mkPen(c.darker(130)) for c in cols])
-        self.bars.show()
+        k = len(mix)
+        self.names = names or [f"Topic {t + 1}" for t in range(k)]
         pi = self.getPlotItem()
-        pi.setXRange(0.4, self.k + 0.6, padding=0)
-        pi.setYRange(0, max(0.05, float(mix.max()) * 1.08), padding=0)
-        step = 1 if self.k <= 20 else 5 if self.k <= 60 else 10
-        pi.getAxis("bottom").setTicks([[(t, str(t)) for t in range(1, self.k + 1) if t == 1 or t % step == 0]])
+        # A click must repaint fast (docs/benchmarks.md: click to panel): the axes are redrawn only
+        # when K or the y scale changes, so the y range snaps to a few levels instead of following
+        # every painting's largest share, and brushes are made once per K.
+        if k != self.k or self._style is None:
+            cols = [topic_color(t) for t in range(k)]
+            self._style = ([pg.mkBrush(c) for c in cols], [pg.mkPen(c.darker(130)) for c in cols])
+            pi.setXRange(0.4, k + 0.6, padding=0)
+            step = 1 if k <= 20 else 5 if k <= 60 else 10
+            pi.getAxis("bottom").setTicks([[(t, str(t)) for t in range(1, k + 1) if t == 1 or t % step == 0]])
+        self.k = k
+        top = float(mix.max())
+        ymax = next(y for y in (0.1, 0.25, 0.5, 1.0) if top <= y * 0.96 or y == 1.0) * 1.04
+        if ymax != self._ymax:
+            self._ymax = ymax
+            pi.setYRange(0, ymax, padding=0)
+        self.bars.setOpts(x=np.arange(1, k + 1), height=mix, width=0.8, brushes=self._style[0], pens=self._style[1])
+        self.bars.show()
 
     def heights(self) -> np.ndarray:
         if self.k == 0:
@@ -256,6 +269,7 @@ class DetailPanel(QWidget):
         self.meta.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.neigh_label = _section("Most similar")
+        self.neigh_label.setTextFormat(Qt.TextFormat.PlainText)  # may hold a user's topic names
         legend = QLabel("  ".join(
             f'<span style="color:{PART_COLOURS[p].name()}">■</span> {PART_NAMES[p]}' for p in PART_COLOURS))
         legend.setToolTip("The bar under each neighbour shows how much of the similarity comes from "
@@ -271,6 +285,8 @@ class DetailPanel(QWidget):
         self.chart = MixtureChart()
         self.chart.setFixedHeight(150)
         self.chart.topic_clicked.connect(self.topic_requested)
+        self.steer = SteerPanel(controller)
+        self.steer.changed.connect(self._on_steer_changed)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 8, 10, 8)
@@ -282,6 +298,7 @@ class DetailPanel(QWidget):
         lay.addWidget(self.strip)
         lay.addWidget(self.mix_label)
         lay.addWidget(self.chart)
+        lay.addWidget(self.steer)
 
         self.preview.zoom_requested.connect(self.open_zoom)
         loader.preview_ready.connect(self._on_loader_preview_ready)
@@ -303,6 +320,7 @@ class DetailPanel(QWidget):
             self._set_preview(None)
             self.strip.set_cards([])
             self.chart.set_mixture(None)
+            self.steer.set_topics(0, "select a painting")
             self.neighbours = []
             return
         rec = c.record(relpath)
@@ -310,15 +328,11 @@ class DetailPanel(QWidget):
         self.title.setText(html.escape(caption_of(relpath, labels)))
         self._set_preview(c.path_of(relpath))
         self.meta.setText(self._meta_html(relpath, rec))
-        self.neighbours = c.neighbours(relpath)
-        self._fill_strip(self.neighbours)
-        if not self.neighbours:
-            self.neigh_label.setText("Most similar — available once the collection is indexed"
-                                     if c.row_of(relpath) is None else "Most similar")
-        else:
-            self.neigh_label.setText(f"Most similar ({len(self.neighbours)})")
         mix = c.mixture(relpath)
         k = len(mix) if mix is not None else 0
+        self.steer.set_topics(k, "" if k else "needs style topics (fitted after indexing)"
+                              if c.row_of(relpath) is not None else "needs the painting to be indexed")
+        self._show_neighbours(relpath)
         self.chart.set_mixture(mix, [c.topic_name(t) for t in range(k)])
         self.mix_label.setText("Topic mixture — click a bar to open the topic" if mix is not None
                                else "Topic mixture — not fitted yet")
@@ -333,6 +347,7 @@ class DetailPanel(QWidget):
         self._fill_strip(self.neighbours)
         self.neigh_label.setText(f"Most similar in the collection ({len(neighbours)})")
         self.chart.set_mixture(None)
+        self.steer.set_topics(0, "only for paintings in the collection")
         self.mix_label.setText("Topic mixture — only for paintings in the collection")
 
     def neighbour_relpaths(self) -> list[str]:
@@ -371,7 +386,29 @@ class DetailPanel(QWidget):
                         f"<td>{v if k in ('Topic', 'File') else html.escape(str(v))}</td></tr>" for k, v in rows)
         return f"<table>{cells}</table>"
 
-    def _fill_strip(self, neighbours) -> None:
+    def _show_neighbours(self, relpath: str) -> None:
+        """The plain nearest neighbours, or the collection re-ranked by "More like this, but…"."""
+        c = self.controller
+        steered = self.steer.active() and c.mixture(relpath) is not None
+        if steered:
+            self.neighbours = c.steered_similar(relpath, self.steer.adjust(), NEIGHBOURS,
+                                                alpha=self.steer.alpha_value(), metric=self.steer.metric_value())
+        else:
+            self.neighbours = c.neighbours(relpath)
+        self._fill_strip(self.neighbours, steered)
+        if steered:
+            self.neigh_label.setText(f"More like this, but… {self.steer.describe()} ({len(self.neighbours)})")
+        elif not self.neighbours:
+            self.neigh_label.setText("Most similar — available once the collection is indexed"
+                                     if c.row_of(relpath) is None else "Most similar")
+        else:
+            self.neigh_label.setText(f"Most similar ({len(self.neighbours)})")
+
+    def _on_steer_changed(self) -> None:
+        if self.external is None and self.controller.current is not None and self.controller.collection is not None:
+            self._show_neighbours(self.controller.current)
+
+    def _fill_strip(self, neighbours, steered: bool = False) -> None:
         c = self.controller
         an = c.analysis
         dom = an.dominant_topics() if an is not None else None
@@ -381,7 +418,8 @@ class DetailPanel(QWidget):
             cap = caption_of(nb.relpath, rec.labels if rec else {})
             topic = int(dom[nb.row]) if dom is not None and nb.row < len(dom) else -1
             cards.append(Card(nb.relpath, c.path_of(nb.relpath), cap, nb.score,
-                              f"similarity {nb.score:.3f}", dict(nb.shares), topic))
+                              f"{'steered score' if steered else 'similarity'} {nb.score:.3f}", dict(nb.shares),
+                              topic))
         self.strip.set_cards(cards)
         self.strip.scrollToTop()
 

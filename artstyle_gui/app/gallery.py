@@ -15,7 +15,8 @@ import numpy as np
 from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QMenu, QSlider,
-                               QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+                               QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from ..core.app_support import similarity_to_row
 from .cards import begin_card, draw_thumbnail
@@ -62,6 +63,8 @@ class GalleryModel(QAbstractListModel):
         self.filter_text = ""
         self.sort_key = "name"
         self.anchor: str | None = None
+        self.subset: frozenset[str] | None = None  # only these relpaths (a map selection), or all
+        self._subset_mask: np.ndarray | None = None
         if loader is not None:
             loader.thumbnail_ready.connect(self._on_loader_thumbnail_ready)
             loader.thumbnail_failed.connect(self._on_loader_thumbnail_ready)
@@ -119,6 +122,7 @@ class GalleryModel(QAbstractListModel):
         self._labels = [dict(x) for x in labels]
         self._index_items()
         self._rank_n = -1
+        self._subset_mask = None
         n = len(self._rel)
         self._topic = np.full(n, -1, np.int64)
         self._tprob = np.zeros(n, np.float32)
@@ -173,6 +177,12 @@ class GalleryModel(QAbstractListModel):
         self.filter_text = text
         self.refresh()
 
+    def set_subset(self, relpaths=None) -> None:
+        """Show only these paintings (e.g. an area selected on the style map); None shows all."""
+        self.subset = frozenset(relpaths) if relpaths is not None else None
+        self._subset_mask = None
+        self.refresh()
+
     def set_sort(self, key: str) -> None:
         self.sort_key = key
         self.refresh()
@@ -218,8 +228,21 @@ class GalleryModel(QAbstractListModel):
         self._item_of = {f"{self.root}/{p}": i for i, p in enumerate(self._rel)}
 
     def _matches(self, i: int) -> bool:
+        if self.subset is not None and self._rel[i] not in self.subset:
+            return False
         words = self.filter_text.casefold().split()
         return all(w in self._hay[i] for w in words)
+
+    def _in_subset(self) -> np.ndarray | None:
+        """Boolean mask over the items (None: no subset), rebuilt when items were added."""
+        if self.subset is None:
+            return None
+        m = self._subset_mask
+        if m is None or len(m) != len(self._rel):
+            sub = self.subset
+            m = np.fromiter((p in sub for p in self._rel), bool, len(self._rel))
+            self._subset_mask = m
+        return m
 
     def _compute_scores(self) -> None:
         n = len(self._rel)
@@ -258,6 +281,9 @@ class GalleryModel(QAbstractListModel):
             a = np.asarray([i for i, h in enumerate(self._hay) if all(w in h for w in words)], np.int64)
         else:
             a = np.arange(n, dtype=np.int64)
+        mask = self._in_subset()
+        if mask is not None and len(a):
+            a = a[mask[a]]
         name_rank, artist_rank = self._ranks()
         key = self.sort_key
         if len(a):
@@ -362,9 +388,11 @@ class GalleryPanel(QWidget):
 
     Signals:
         thumb_size_changed(int): the slider moved (persisted by the window).
+        subset_cleared(): the "Map selection (N) ✕" chip was clicked (all paintings show again).
     """
 
     thumb_size_changed = Signal(int)
+    subset_cleared = Signal()
 
     def __init__(self, controller, loader: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
@@ -388,6 +416,13 @@ class GalleryPanel(QWidget):
         self.count = QLabel()
         self.count.setMinimumWidth(90)
         self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.subset_chip = QToolButton()  # "Map selection (N) ✕": the gallery shows a subset
+        self.subset_chip.setAutoRaise(False)
+        self.subset_chip.setStyleSheet("QToolButton { border-radius: 9px; padding: 1px 8px; "
+                                       "background: palette(highlight); color: palette(highlighted-text); }")
+        self.subset_chip.setToolTip("The gallery shows only the paintings selected on the map — click to show all")
+        self.subset_chip.hide()
+        self.subset_label = ""
 
         self.view = QListView()
         self.view.setViewMode(QListView.ViewMode.IconMode)
@@ -409,6 +444,7 @@ class GalleryPanel(QWidget):
 
         top = QHBoxLayout()
         top.setContentsMargins(6, 6, 6, 2)
+        top.addWidget(self.subset_chip)
         top.addWidget(self.filter, 1)
         top.addWidget(QLabel("Sort:"))
         top.addWidget(self.sort)
@@ -425,6 +461,7 @@ class GalleryPanel(QWidget):
         self._filter_timer.timeout.connect(self._apply_filter)
         self.filter.textChanged.connect(self._filter_timer.start)
         self.sort.currentIndexChanged.connect(self._on_sort_changed)
+        self.subset_chip.clicked.connect(self._on_subset_chip_clicked)
         self.size_slider.valueChanged.connect(self._on_size_slider_value_changed)
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
         self.view.customContextMenuRequested.connect(self._on_view_context_menu)
@@ -466,6 +503,22 @@ class GalleryPanel(QWidget):
         if i >= 0:
             self.sort.setCurrentIndex(i)
 
+    def set_subset(self, relpaths, label: str = "Map selection") -> None:
+        """Show only ``relpaths`` (None: all), with a "label (N) ✕" chip that clears it."""
+        self.model.set_subset(relpaths)
+        if relpaths is None:
+            self.subset_chip.hide()
+            self.subset_label = ""
+        else:
+            self.subset_label = label
+            self.subset_chip.setText(f"{label} ({len(self.model.subset):,})  ✕")
+            self.subset_chip.show()
+        self._update_count()
+
+    def clear_subset(self) -> None:
+        if self.model.subset is not None:
+            self.set_subset(None)
+
     def sort_by_similarity_to(self, relpath: str | None) -> None:
         self.model.set_anchor(relpath)
         self.set_sort_key("similarity")
@@ -503,8 +556,14 @@ class GalleryPanel(QWidget):
         menu.addAction(act)
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
+    def _on_subset_chip_clicked(self) -> None:
+        self.clear_subset()
+        self.subset_cleared.emit()
+
     def _on_controller_collection_changed(self, col) -> None:
         self.model.anchor = None
+        self.model.subset = None
+        self.subset_chip.hide()
         self.filter.blockSignals(True)
         self.filter.clear()
         self.filter.blockSignals(False)

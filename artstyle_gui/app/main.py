@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="take a painting's artist from its parent folder when the labels have none")
     ap.add_argument("--screenshot", metavar="OUT.png",
                     help="offscreen: index, select a painting, save the window to OUT.png (and OUT-topics.png, "
-                         "OUT-browser.png) and exit")
+                         "OUT-browser.png, OUT-map.png) and exit")
     ap.add_argument("--smoke-test", action="store_true", help="offscreen: open, index, select, quit")
     ap.add_argument("--select", metavar="RELPATH", help="with --screenshot: the painting to select")
     ap.add_argument("--theme", choices=("system", "light", "dark"), default="system")
@@ -196,8 +196,14 @@ def run_headless(win, args, errors: list) -> int:
         win.open_topic(int(an.topics.mixtures[an.row_of(rel)].argmax()))
     settle(win)
     save_grab(win, out.with_name(out.stem + "-browser" + out.suffix), args.quantize)
+    win.tabs.setCurrentWidget(win.map)  # the style map: saved layout, or computed now (t-SNE, seconds)
+    wait_until(lambda: not c.busy, 600)
+    settle(win)
+    win.map.hover(c.current)  # the hover card, as if the mouse were over the selected painting
+    save_grab(win, out.with_name(out.stem + "-map" + out.suffix), args.quantize)
+    win.map.hover(None)
     win.tabs.setCurrentWidget(win.gallery)
-    print(f"wrote {out}, {out.stem}-topics{out.suffix}, {out.stem}-browser{out.suffix}")
+    print(f"wrote {out}, {out.stem}-topics{out.suffix}, {out.stem}-browser{out.suffix}, {out.stem}-map{out.suffix}")
     return 0 if not errors else 1
 
 

@@ -1,4 +1,4 @@
-"""The main window: menus, tabs (gallery, heatmap, topics, problems), the detail panel, status bar.
+"""The main window: menus, tabs (gallery, map, heatmap, topics, problems), the detail panel, status bar.
 
 It only wires views to the :class:`~.controller.Controller`; state lives there.
 """
@@ -18,11 +18,13 @@ from . import prefs
 from .colors import style_plot
 from .controller import Controller
 from .detail import DetailPanel
+from .duplicates_view import DuplicatesDialog
 from .feedback import MessageBar, ProgressWidget
 from .gallery import GalleryPanel
 from .heatmap import HeatmapView
 from .problems import ProblemsPanel
 from .settings_dialog import SettingsDialog
+from .stylemap_view import StyleMapView
 from .thumbnails import ThumbnailLoader
 from .topic_browser import TopicBrowser
 
@@ -48,12 +50,14 @@ class MainWindow(QMainWindow):
 
         self._make_actions()
         self.gallery = GalleryPanel(c, self.loader)
+        self.map = StyleMapView(c, self.loader)
         self.heatmap = HeatmapView(c)
         self.topics = TopicBrowser(c, self.loader)
         self.problems = ProblemsPanel(c)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.gallery, "Gallery")
+        self.tabs.addTab(self.map, "Map")
         self.tabs.addTab(self.heatmap, "Heatmap")
         self.tabs.addTab(self.topics, "Topics")
         self.tabs.addTab(self.problems, "Problems")
@@ -94,6 +98,10 @@ class MainWindow(QMainWindow):
         self.heatmap.painting_clicked.connect(c.select)
         self.heatmap.group_clicked.connect(self._on_heatmap_group_clicked)
         self.topics.painting_clicked.connect(c.select)
+        self.map.painting_clicked.connect(c.select)
+        self.map.area_selected.connect(self._on_map_area_selected)
+        self.gallery.subset_cleared.connect(lambda: self.map.clear_selection(notify=False))
+        self.duplicates: DuplicatesDialog | None = None
         self.problems.count_changed.connect(self._on_problems_count_changed)
         self.gallery.thumb_size_changed.connect(prefs.set_thumb_size)
         self.gallery.set_thumb_size(prefs.thumb_size())
@@ -137,6 +145,11 @@ class MainWindow(QMainWindow):
         self.act_bigger = self._action("&Larger Thumbnails", lambda: self._step_thumbs(+32), "Ctrl+=")
         self.act_smaller = self._action("&Smaller Thumbnails", lambda: self._step_thumbs(-32), "Ctrl+-")
         self.act_cancel = self._action("&Cancel", lambda: self.controller.cancel(), "Esc")
+        self.act_duplicates = self._action("Find &Near-Duplicates…", self.open_duplicates, "Ctrl+Shift+D",
+                                           "Groups of the same painting photographed twice, resized or cropped "
+                                           "(nothing is deleted)")
+        self.act_map_export = self._action("Export &Map Selection…", lambda: self.map.choose_export(), None,
+                                           "Write the paintings selected on the map (or all) as CSV")
 
     def _make_menus(self) -> None:
         mb = self.menuBar()
@@ -155,7 +168,7 @@ class MainWindow(QMainWindow):
         e.addAction(self.act_find)
         e.addAction(self.act_settings)
         v = mb.addMenu("&View")
-        for i, name in enumerate(("Gallery", "Heatmap", "Topics", "Problems")):
+        for i, name in enumerate(("Gallery", "Map", "Heatmap", "Topics", "Problems")):
             v.addAction(self._action(name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))
         v.addSeparator()
         v.addAction(self.act_bigger)
@@ -166,6 +179,9 @@ class MainWindow(QMainWindow):
         g = mb.addMenu("&Go")
         g.addAction(self.act_back)
         g.addAction(self.act_forward)
+        t = mb.addMenu("&Tools")
+        t.addAction(self.act_duplicates)
+        t.addAction(self.act_map_export)
         h = mb.addMenu("&Help")
         h.addAction(self._action("&About artstyle", self.about))
 
@@ -251,6 +267,24 @@ class MainWindow(QMainWindow):
     def open_topic(self, t: int) -> None:
         self.tabs.setCurrentWidget(self.topics)
         self.topics.show_topic(t)
+
+    def open_map(self) -> None:
+        self.tabs.setCurrentWidget(self.map)
+
+    def open_duplicates(self) -> DuplicatesDialog:
+        """The (non-modal) near-duplicates window; created once."""
+        if self.duplicates is None:
+            self.duplicates = DuplicatesDialog(self.controller, self.loader, self)
+        self.duplicates.show()
+        self.duplicates.raise_()
+        self.duplicates.activateWindow()
+        return self.duplicates
+
+    def _on_map_area_selected(self, relpaths) -> None:
+        if relpaths is None:
+            self.gallery.clear_subset()
+        else:
+            self.gallery.set_subset(relpaths, "Map selection")
 
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():
@@ -345,6 +379,7 @@ class MainWindow(QMainWindow):
         self.act_update.setEnabled(has and not c.busy)
         self.act_query.setEnabled(has)
         self.act_labels.setEnabled(has)
+        self.act_duplicates.setEnabled(has)
         self.act_cancel.setEnabled(c.busy)
         self.act_back.setEnabled(c.can_go_back())
         self.act_forward.setEnabled(c.can_go_forward())
@@ -355,6 +390,7 @@ class MainWindow(QMainWindow):
             style_plot(self.detail.chart, [self.detail.chart.getPlotItem()])
             style_plot(self.heatmap.glw, [self.heatmap.plot, self.heatmap.cbar.getAxis("right")])
             style_plot(self.topics.plot, [self.topics.plot.getPlotItem()])
+            style_plot(self.map.plot, [self.map.plot.getPlotItem()])
 
     # ---------------------------------------------------------------- state
     def _restore_state(self) -> None:

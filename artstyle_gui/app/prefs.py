@@ -87,3 +87,29 @@ def topic_names(fingerprint: str) -> dict[int, str]:
 
 def set_topic_names(fingerprint: str, names: dict[int, str]) -> None:
     qsettings().setValue(f"topic_names/{fingerprint}", json.dumps({str(k): v for k, v in names.items()}))
+
+
+def clear_topic_names(fingerprint: str) -> None:
+    """Forget names kept here by older versions (they now live in the index)."""
+    qsettings().remove(f"topic_names/{fingerprint}")
+
+
+MAP_METHODS = ("auto", "tsne", "pca")
+
+
+def map_method() -> str:
+    v = str(qsettings().value("map/method", "auto"))
+    return v if v in MAP_METHODS else "auto"
+
+
+def set_map_method(method: str) -> None:
+    qsettings().setValue("map/method", method)
+
+
+def map_color_by() -> str:
+    """'topic' or a label column (artist, style, ..., folder)."""
+    return str(qsettings().value("map/color_by", "topic")) or "topic"
+
+
+def set_map_color_by(key: str) -> None:
+    qsettings().setValue("map/color_by", key)
