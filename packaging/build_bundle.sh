@@ -5,18 +5,22 @@
 #
 #   packaging/build_bundle.sh            # build + smoke test
 #   packaging/build_bundle.sh --tar      # ... and pack dist/artstyle-gui-<version>-<os>-<arch>.tar.gz
-#   PYTHON=.venv/bin/python packaging/build_bundle.sh
+#   PYTHON=.venv/bin/python packaging/build_bundle.sh   # build from another environment's Python
+#   PYTHON=/tmp/cpuvenv/bin/python DISTPATH=dist/cpu WORKPATH=build/pyinstaller-cpu packaging/build_bundle.sh
+#                                        # a CPU-torch environment, into dist/cpu/artstyle-gui/
 #   ARTSTYLE_BUNDLE_CUDA=1 packaging/build_bundle.sh   # keep every CUDA library of a CUDA torch
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
+DISTPATH="${DISTPATH:-dist}"
+WORKPATH="${WORKPATH:-build/pyinstaller}"
 TAR=0
 for arg in "$@"; do
     case "$arg" in
         --tar) TAR=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "unknown option: $arg" >&2; exit 2 ;;
     esac
 done
@@ -30,12 +34,12 @@ echo "== building artstyle-gui $VERSION with PyInstaller $("$PYTHON" -m PyInstal
 
 start=$(date +%s)
 "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
-    --distpath dist --workpath build/pyinstaller packaging/artstyle-gui.spec
+    --distpath "$DISTPATH" --workpath "$WORKPATH" packaging/artstyle-gui.spec
 built=$(date +%s)
-echo "== built dist/artstyle-gui in $((built - start)) s, size $(du -sh dist/artstyle-gui | cut -f1)"
+echo "== built $DISTPATH/artstyle-gui in $((built - start)) s, size $(du -sh "$DISTPATH/artstyle-gui" | cut -f1)"
 
-exe=dist/artstyle-gui/artstyle-gui
-[ -x "$exe" ] || exe=dist/artstyle-gui/artstyle-gui.exe
+exe="$DISTPATH/artstyle-gui/artstyle-gui"
+[ -x "$exe" ] || exe="$DISTPATH/artstyle-gui/artstyle-gui.exe"
 echo "== smoke test: QT_QPA_PLATFORM=offscreen $exe --smoke-test"
 t0=$(date +%s)
 set +e
@@ -47,7 +51,7 @@ echo "== smoke test exit status $rc in $(( $(date +%s) - t0 )) s"
 
 if [ "$TAR" -eq 1 ]; then
     os="$(uname -s | tr '[:upper:]' '[:lower:]')"; arch="$(uname -m)"
-    out="dist/artstyle-gui-$VERSION-$os-$arch.tar.gz"
-    tar -C dist -czf "$out" artstyle-gui
+    out="$DISTPATH/artstyle-gui-$VERSION-$os-$arch.tar.gz"
+    tar -C "$DISTPATH" -czf "$out" artstyle-gui
     echo "== wrote $out ($(du -sh "$out" | cut -f1))"
 fi

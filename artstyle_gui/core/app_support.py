@@ -41,12 +41,14 @@ def similar_in(col: Collection, an: Analysis, row: int, k: int = 10) -> list[Nei
 
 #: native libraries the engine's worker would otherwise load mid-run (``import`` of a C extension
 #: holds the GIL while it is loaded: torch alone froze the window for 0.6-1 s when the first folder
-#: was indexed, sklearn.cluster for 0.3 s when the topics started; benchmarks/perf.py, docs/benchmarks.md)
-PRELOAD = ("torch", "torchvision", "efficientnet_lite_pytorch", "sklearn.cluster", "sklearn.decomposition",
+#: was indexed, sklearn.cluster for 0.3 s when the topics started; benchmarks/perf.py, docs/benchmarks.md).
+#: torchvision (170 MB of RSS) only for the backbone that needs it; it is optional (the CPU bundle has none).
+PRELOAD = ("torch", "efficientnet_lite_pytorch", "sklearn.cluster", "sklearn.decomposition",
            "scipy.linalg", "hnswlib")
+PRELOAD_FOR_BACKBONE = {"resnet50": ("torchvision",)}
 
 
-def preload_engine_modules() -> float:
+def preload_engine_modules(backbone: str | None = None) -> float:
     """Import the engine's heavy native modules now (the app calls this before its window shows);
     returns the seconds it took (0 once they are loaded)."""
     import importlib
@@ -54,10 +56,10 @@ def preload_engine_modules() -> float:
     import time
 
     t = time.perf_counter()
-    for name in PRELOAD:
+    for name in PRELOAD + PRELOAD_FOR_BACKBONE.get(backbone or "", ()):
         if name not in sys.modules:
             try:
                 importlib.import_module(name)
-            except ImportError:  # reported where the engine needs it, with its remedy
-                pass
+            except Exception:  # missing or broken (a torchvision built for another torch raises
+                pass           # RuntimeError): reported where the engine needs it, with its remedy
     return time.perf_counter() - t

@@ -16,13 +16,16 @@ Registered backbones:
 ``resnet50``
     torchvision's ResNet50 (the research line's backbone) with its ImageNet weights,
     fetched through torchvision's weights API (hash-checked, cached in the torch hub
-    dir) or read from a local ``weights`` file.
+    dir) or read from a local ``weights`` file. torchvision is optional: without it (or
+    with one built for another torch, e.g. the CPU-torch bundle) only this backbone is
+    unavailable, with a clear message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -263,13 +266,35 @@ def _load_effnet(weights: str | None) -> Backbone:
     )
 
 
+def _torchvision_models():
+    """``torchvision.models``, or BackboneUnavailable when torchvision is missing or broken.
+
+    A torchvision built for another torch (e.g. PyPI's CUDA build next to a CPU-only torch) does
+    not raise ImportError but RuntimeError ("operator torchvision::nms does not exist") or
+    OSError (a missing libtorch_cuda.so), so every exception counts.
+    """
+    try:
+        import torchvision.models as models
+    except Exception as e:
+        if getattr(sys, "frozen", False):  # the desktop bundle: nothing to install into
+            remedy = "This build of the app does not include it: use the default backbone 'effnet-lite0'."
+        else:
+            remedy = ("Install the torchvision built for your torch (pip install torchvision; for a CPU-only "
+                      "torch: pip install torchvision --index-url https://download.pytorch.org/whl/cpu), "
+                      "or use the default backbone 'effnet-lite0', which does not need it.")
+        raise BackboneUnavailable(
+            "The resnet50 backbone needs torchvision, which is not available here "
+            f"({type(e).__name__}: {str(e)[:200]}). {remedy}"
+        ) from e
+    return models
+
+
 def _resnet_weights_file(weights: str | None) -> str:
     if weights:
         return weights
     import torch
-    from torchvision.models import ResNet50_Weights
 
-    w = ResNet50_Weights.IMAGENET1K_V2
+    w = _torchvision_models().ResNet50_Weights.IMAGENET1K_V2
     hub = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     if hub.exists():
         return str(hub)
@@ -293,9 +318,7 @@ def _resnet_remedy(why: str) -> str:
 
 
 def _load_resnet(weights: str | None, allow_random: bool = False) -> Backbone:
-    from torchvision.models import resnet50
-
-    model = resnet50(weights=None)
+    model = _torchvision_models().resnet50(weights=None)
     path: str | None
     if allow_random and not weights:
         path = None

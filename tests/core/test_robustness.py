@@ -902,3 +902,45 @@ def test_weights_download_is_hash_checked_and_its_failure_is_clear(monkeypatch, 
     msg = str(info.value)
     assert "the download failed" in msg and "--weights" in msg and "effnet-lite0" in msg
     assert ("name resolution" if failure == "no network" else "invalid hash value") in msg
+
+
+class _BrokenTorchvision:
+    """A meta-path finder that makes ``import torchvision`` fail like PyPI's CUDA torchvision next to
+    a CPU-only torch (the CPU bundle's situation)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision" or name.startswith("torchvision."):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return None
+
+
+@pytest.mark.parametrize("how", ["missing", "broken"])
+def test_without_torchvision_only_resnet50_is_unavailable(monkeypatch, tmp_path, how):
+    """torchvision is optional: missing or broken, resnet50 says it needs it, the default backbone
+    and the app's preload still work (the CPU-torch bundle has no torchvision)."""
+    import artstyle_gui.core.app_support as app_support
+    from artstyle_gui.core.backbones import load_backbone
+    from artstyle_gui.core.errors import BackboneUnavailable
+
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    if how == "missing":
+        monkeypatch.setitem(sys.modules, "torchvision", None)  # import raises ModuleNotFoundError
+    else:
+        monkeypatch.setattr(sys, "meta_path", [_BrokenTorchvision(), *sys.meta_path])
+
+    monkeypatch.setattr(app_support, "PRELOAD", ("torchvision",))
+    app_support.preload_engine_modules()  # no exception, whatever the import raises
+
+    weights = tmp_path / "resnet50.pth"
+    weights.write_bytes(b"not read")
+    for kwargs in ({}, {"weights": str(weights)}):
+        with pytest.raises(BackboneUnavailable) as info:
+            load_backbone("resnet50", **kwargs)
+        msg = str(info.value)
+        assert "needs torchvision" in msg and "pip install torchvision" in msg and "effnet-lite0" in msg
+        assert ("ModuleNotFoundError" if how == "missing" else "torchvision::nms") in msg
+
+    bb = load_backbone("effnet-lite0")
+    assert bb.info.name == "effnet-lite0"
+    assert not [m for m, mod in list(sys.modules.items()) if mod is not None and m.split(".")[0] == "torchvision"]

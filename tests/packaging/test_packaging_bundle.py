@@ -4,7 +4,8 @@ Building takes minutes and gigabytes, so it runs only when asked:
 
     ARTSTYLE_BUILD_BUNDLE=1 python3 -m pytest tests/packaging/test_packaging_bundle.py
 
-(``ARTSTYLE_BUNDLE_DIR=dist/artstyle-gui`` tests an already built bundle instead). See docs/packaging.md.
+(``ARTSTYLE_BUNDLE_DIR=dist/artstyle-gui`` tests an already built bundle instead; ``PYTHON=/tmp/cpuvenv/bin/python
+DISTPATH=dist/cpu WORKPATH=build/pyinstaller-cpu`` builds the CPU-torch one). See docs/packaging.md.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def bundle() -> Path:
     # the build script runs the frozen smoke test itself and fails when it does
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "smoke test: ok" in r.stdout + r.stderr
-    return REPO / "dist" / "artstyle-gui"
+    return REPO / os.environ.get("DISTPATH", "dist") / "artstyle-gui"  # build_bundle.sh's DISTPATH
 
 
 def _exe(bundle: Path) -> Path:
