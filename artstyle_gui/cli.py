@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("duplicates", help="groups of near-duplicate paintings (never deletes anything)")
     _common(p)
-    p.add_argument("--threshold", type=_similarity, default=0.92,
-                   help="embedding cosine similarity of candidate pairs (default 0.92)")
+    p.add_argument("--threshold", type=_similarity, default=0.80,
+                   help="embedding cosine similarity of candidate pairs (default 0.80)")
     p.add_argument("--max-hamming", type=_hamming_limit, default=10,
                    help="most differing bits of the perceptual hashes of a duplicate pair (default 10)")
     p.add_argument("--no-crops", action="store_true",

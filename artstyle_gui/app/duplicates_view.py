@@ -222,8 +222,8 @@ class DuplicatesDialog(QDialog):
         intro.setWordWrap(True)
         intro.setTextFormat(Qt.TextFormat.RichText)
         self.threshold = QSlider(Qt.Orientation.Horizontal)
-        self.threshold.setRange(80, 99)
-        self.threshold.setValue(92)
+        self.threshold.setRange(70, 99)
+        self.threshold.setValue(80)
         self.threshold.setToolTip("Embedding (cosine) similarity a pair needs to be checked; lower finds more "
                                   "candidates (slower, and the hash still has to agree)")
         self.threshold_label = QLabel()

@@ -319,7 +319,7 @@ class _UnionFind:
 
 
 # --------------------------------------------------------------------------- the search
-def find_duplicates(col: "Collection", threshold: float = 0.92, max_hamming: int = 10, *,
+def find_duplicates(col: "Collection", threshold: float = 0.80, max_hamming: int = 10, *,
                     crops: bool = True) -> ProgressGen[list[DuplicateGroup]]:
     from .analysis import blend
     from .neighbors import NeighbourIndex

@@ -642,7 +642,7 @@ class Collection:
 
         return stylemap.saved_style_map(self, method)
 
-    def find_duplicates(self, threshold: float = 0.92, max_hamming: int = 10, *,
+    def find_duplicates(self, threshold: float = 0.80, max_hamming: int = 10, *,
                         crops: bool = True) -> ProgressGen[list[Any]]:
         """Groups of near-duplicate paintings (list of duplicates.DuplicateGroup, largest first):
         embedding candidates (cosine >= threshold) confirmed by the perceptual hash (whole image, or

@@ -210,7 +210,7 @@ def test_duplicates_dialog_finds_a_planted_copy(qtbot, tmp_path):
     assert c.analysis is not None and c.analysis.n == 13
     dlg = win.open_duplicates()
     assert dlg.isVisible() and "Nothing is deleted" in dlg.intro.text()
-    assert dlg.threshold.minimum() == 80 and dlg.threshold.maximum() == 99
+    assert (dlg.threshold.minimum(), dlg.threshold.value(), dlg.threshold.maximum()) == (70, 80, 99)
     with qtbot.waitSignal(c.duplicates_found, timeout=120000):
         dlg.find_btn.click()
     qtbot.waitUntil(lambda: not c.busy, timeout=60000)

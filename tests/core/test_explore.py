@@ -125,7 +125,7 @@ def test_planted_duplicates_are_found_and_nothing_else(planted):
     assert found == _expected_groups()
     assert groups[0].size == 3  # the largest group first
     for g in groups:
-        assert isinstance(g, DuplicateGroup) and g.similarity >= 0.92 and g.max_hamming <= 10
+        assert isinstance(g, DuplicateGroup) and g.similarity >= 0.80 and g.max_hamming <= 10
         assert len(g.rows) == len(g.relpaths) == len(g.similarities) == len(g.hammings) == g.size
     crops = {p for g in groups for p, c in zip(g.relpaths, g.crops) if c}
     assert "copies/swirl_2_crop.jpg" in crops
