@@ -14,9 +14,7 @@ fewer than :data:`MAX_THUMBS` paintings are in view their thumbnails (decoded by
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGraph
 import pyqtgraph as pg  # after PySide6
 
 from ..core.stylemap import resolve_method
-from ..core.summaries import csv_safe
+from ..core.summaries import _csv_bytes, label_columns
 from . import prefs
 from .colors import NO_TOPIC, plot_colors, topic_color
 from .gallery import caption_of
@@ -512,26 +510,17 @@ class StyleMapView(QWidget):
             if root in path.resolve().parents:
                 raise ArtStyleError(f"{path} is inside the collection {root}: artstyle never writes into a "
                                     "collection. Choose a file outside it.")
-        rows = self.selected_rows if len(self.selected_rows) else np.arange(an.n)
-        cols: list[str] = []
-        for r in rows:
-            for k, v in an.labels[int(r)].items():
-                if v and k not in ("path", "source") and k not in cols:
-                    cols.append(k)
-        std = [k for k in ("artist", "title", "year", "style") if k in cols]
-        cols = std + sorted(k for k in cols if k not in std)
+        rows = [int(r) for r in (self.selected_rows if len(self.selected_rows) else np.arange(an.n))]
+        labels = [{k: v for k, v in an.labels[r].items() if v} for r in rows]
+        cols = label_columns(labels, skip=("path", "source"))
         dom = an.dominant_topics()
-        buf = io.StringIO(newline="")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow([csv_safe(h) for h in ["relpath", "x", "y", "dominant_topic", "dominant_topic_name", *cols]])
-        for r in rows:
-            r = int(r)
+        out = []
+        for r, lab in zip(rows, labels):
             t = int(dom[r])
-            lab = an.labels[r]
-            w.writerow([csv_safe(v) for v in [an.relpaths[r], f"{self.xy[r, 0]:.5f}", f"{self.xy[r, 1]:.5f}",
-                                              t + 1 if t >= 0 else "", c.topic_names.get(t, "") if t >= 0 else "",
-                                              *[lab.get(k, "") for k in cols]]])
-        atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))
+            out.append([an.relpaths[r], f"{self.xy[r, 0]:.5f}", f"{self.xy[r, 1]:.5f}", t + 1 if t >= 0 else "",
+                        c.topic_names.get(t, "") if t >= 0 else "", *[lab.get(k, "") for k in cols]])
+        atomic_write_bytes(path, _csv_bytes(["relpath", "x", "y", "dominant_topic", "dominant_topic_name", *cols],
+                                            out))
         return path
 
     def choose_export(self) -> None:

@@ -94,6 +94,14 @@ def artist_summaries(an: Analysis, artist_column: str = "artist") -> list[tuple[
     return out
 
 
+def label_columns(labels, skip: tuple[str, ...] = ()) -> list[str]:
+    """The label columns present in ``labels`` (dicts), in export order: artist, title, year, style
+    first, then the others alphabetically."""
+    cols = sorted({c for lab in labels for c, v in lab.items() if c not in skip})
+    std = [c for c in ("artist", "title", "year", "style") if c in cols]
+    return std + [c for c in cols if c not in std]
+
+
 def _csv_bytes(header: list[str], rows) -> bytes:
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\n")
@@ -128,9 +136,7 @@ def export(an: Analysis, outdir: Path, *, backbone_sha256: str | None = None, to
     names = topic_names or {}
     written: list[Path] = []
     k = an.topics.k if an.topics else 0
-    label_cols = sorted({c for lab in an.labels for c in lab})
-    std = [c for c in ("artist", "title", "year", "style") if c in label_cols]
-    label_cols = std + [c for c in label_cols if c not in std]
+    label_cols = label_columns(an.labels)
 
     rows = []
     for s in topic_summaries(an, top_n, names=names):
