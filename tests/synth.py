@@ -207,3 +207,22 @@ def write_labels_csv(path: Path, rows: Iterable[tuple[str, str]], column: str = 
         w.writerow(["path", column])
         for rel, label in rows:
             w.writerow([rel, label])
+
+
+def tree_digest(root: Path) -> str:
+    """One digest of a folder tree: names, sizes, modes, mtimes and bytes of every file and folder
+    (tests that the collection is never written)."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(root)):
+        dirnames.sort()
+        st = os.stat(dirpath)
+        h.update(f"D {dirpath} {st.st_mtime_ns} {st.st_mode}".encode())
+        for f in sorted(filenames):
+            p = os.path.join(dirpath, f)
+            st = os.stat(p)
+            h.update(f"F {p} {st.st_size} {st.st_mtime_ns} {st.st_mode}".encode())
+            h.update(Path(p).read_bytes())
+    return h.hexdigest()

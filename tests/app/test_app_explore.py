@@ -4,8 +4,6 @@ topic names kept in the index."""
 from __future__ import annotations
 
 import csv
-import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from PySide6.QtCore import QPointF, Qt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app_helpers import fast_settings  # noqa: E402
+from synth import tree_digest  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -174,16 +173,6 @@ def test_map_auto_shows_pca_then_tsne_and_colours_by_label(window, indexed, qtbo
 
 
 # --------------------------------------------------------------------------- near-duplicates
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames.sort()
-        for f in sorted(filenames):
-            p = os.path.join(dirpath, f)
-            st = os.stat(p)
-            h.update(f"{p} {st.st_size} {st.st_mtime_ns}".encode())
-            h.update(Path(p).read_bytes())
-    return h.hexdigest()
 
 
 def test_duplicates_dialog_finds_a_planted_copy(qtbot, tmp_path):
@@ -200,7 +189,7 @@ def test_duplicates_dialog_finds_a_planted_copy(qtbot, tmp_path):
     orig, copy = "blocks/blocks_1.jpg", "copies/blocks_1_q80.jpg"
     (root / "copies").mkdir()
     Image.open(root / orig).convert("RGB").save(root / copy, quality=80)  # the same painting, re-encoded
-    before = _digest(root)
+    before = tree_digest(root)
     c = Controller(fast_settings())
     win = MainWindow(c)
     qtbot.addWidget(win)
@@ -227,7 +216,7 @@ def test_duplicates_dialog_finds_a_planted_copy(qtbot, tmp_path):
     assert sorted(r["relpath"] for r in rows) == sorted([orig, copy]) and {r["group"] for r in rows} == {"1"}
     assert (tmp_path / "index" / CACHE_FILE).exists()  # its cache lives with the index...
     win.shutdown()
-    assert _digest(root) == before  # ...and the collection is unchanged (nothing deleted or written)
+    assert tree_digest(root) == before  # ...and the collection is unchanged (nothing deleted or written)
 
 
 # --------------------------------------------------------------------------- more like this, but…

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from artstyle_gui.core.engine import Collection, Settings
 from artstyle_gui.core.errors import ArtStyleError, IndexLocked
 from artstyle_gui.core.evaluate import nmi, retrieval_scores
 from artstyle_gui.core.progress import collect, run
-from synth import STYLES, make_painting
+from synth import STYLES, make_painting, tree_digest
 
 
 def _styles(an, rows):
@@ -111,18 +108,6 @@ def test_knee_finds_the_elbow():
     assert knee(ks, list(range(16))) == 5  # rising curve: its minimum
 
 
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames.sort()
-        st = os.stat(dirpath)
-        h.update(f"D {dirpath} {st.st_mtime_ns} {st.st_mode}".encode())
-        for f in sorted(filenames):
-            p = os.path.join(dirpath, f)
-            st = os.stat(p)
-            h.update(f"F {p} {st.st_size} {st.st_mtime_ns} {st.st_mode}".encode())
-            h.update(Path(p).read_bytes())
-    return h.hexdigest()
 
 
 def test_incremental_reindex(fresh_copy, tmp_path):
@@ -195,14 +180,14 @@ def test_progress_events_are_ordered(fresh_copy, tmp_path):
 
 def test_collection_is_never_written(fresh_copy, tmp_path):
     root, rows, labels = fresh_copy
-    before = _tree_digest(root)
+    before = tree_digest(root)
     with Collection(root, settings=Settings(k=4), index_dir=tmp_path / "idx") as col:
         run(col.index())
         from artstyle_gui.core.summaries import export
 
         export(col.analysis, tmp_path / "out")
         run(col.index())
-    assert _tree_digest(root) == before
+    assert tree_digest(root) == before
 
 
 def test_index_dir_inside_collection_is_refused(fresh_copy):

@@ -4,9 +4,7 @@ collections whose answers are known."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from artstyle_gui.core.progress import collect, run
 from artstyle_gui.core.stylemap import compute_layout, neighbourhood_preservation
 from artstyle_gui.core.summaries import export
 from artstyle_gui.core.topicsearch import steer, topic_distance
-from synth import STYLES, make_painting
+from synth import STYLES, make_painting, tree_digest
 
 # planted near-duplicates: copy -> original (a group of three around swirl_5)
 PLANTED = {
@@ -68,18 +66,6 @@ def _style(relpath: str) -> str:
     return Path(relpath).name.split("_")[0]
 
 
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames.sort()
-        st = os.stat(dirpath)
-        h.update(f"D {dirpath} {st.st_mtime_ns} {st.st_mode}".encode())
-        for f in sorted(filenames):
-            p = os.path.join(dirpath, f)
-            st = os.stat(p)
-            h.update(f"F {p} {st.st_size} {st.st_mtime_ns} {st.st_mode}".encode())
-            h.update(Path(p).read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -154,15 +140,15 @@ def test_second_run_decodes_nothing(planted, monkeypatch):
 
 def test_collection_is_unchanged_by_map_duplicates_and_exports(planted, tmp_path):
     col, root, _, _ = planted
-    before = _tree_digest(root)
+    before = tree_digest(root)
     groups = run(col.find_duplicates(threshold=0.85))
     export_duplicates_csv(groups, tmp_path / "dups.csv", root)
     run(col.style_map("pca"))
     col.steered_similar(0, {1: 0.3})
-    assert _tree_digest(root) == before
+    assert tree_digest(root) == before
     with pytest.raises(ArtStyleError, match="never writes"):
         export_duplicates_csv(groups, root / "dups.csv", root)
-    assert _tree_digest(root) == before
+    assert tree_digest(root) == before
 
 
 def test_duplicates_csv(planted, tmp_path):
