@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from superqt.utils import create_worker
 
 from ..core.app_support import preload_engine_modules, similar_in
+from ..core.topicsearch import format_topic_label
 from ..core.engine import Analysis, Collection, Neighbour, Settings
 from ..core.errors import ArtStyleError
 from ..core.progress import Progress, RateEstimator
@@ -186,8 +187,7 @@ class Controller(QObject):
 
     def topic_label(self, t: int) -> str:
         """"Topic 3 · Dark portraits" (named) or "Topic 3" for t = 2 (as the core's topic_label)."""
-        name = self.topic_names.get(t)
-        return f"Topic {t + 1} · {name}" if name else f"Topic {t + 1}"
+        return format_topic_label(t, self.topic_names.get(t))
 
     def rename_topic(self, t: int, name: str) -> None:
         """Give topic ``t`` a name (empty: back to 'Topic t+1'). Kept in the index (the CLI and

@@ -230,6 +230,10 @@ def set_topic_name(col: "Collection", topic: int, name: str | None) -> None:
     _cache(col).clear()
 
 
-def topic_label(col: "Collection", t: int) -> str:
-    name = topic_names(col).get(int(t))
+def format_topic_label(t: int, name: str | None) -> str:
+    """"Topic 3 · Dark portraits" (named) or "Topic 3" for t = 2: the one spelling everywhere."""
     return f"Topic {int(t) + 1} · {name}" if name else f"Topic {int(t) + 1}"
+
+
+def topic_label(col: "Collection", t: int) -> str:
+    return format_topic_label(t, topic_names(col).get(int(t)))
