@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPro
 from ..core.errors import ArtStyleError
 from ..core.progress import Progress, format_eta, stage_label
 
-UNITS = {"extract": "img/s", "scan": "files/s"}
+UNITS = {"extract": "img/s", "scan": "files/s", "adapt": "epochs/s"}
+SHOW_MESSAGE = {"adapt"}  # stages whose message is worth the space next to the count (held-out P@10)
 
 
 class ProgressWidget(QWidget):
@@ -61,6 +62,8 @@ class ProgressWidget(QWidget):
         parts = []
         if p.total and p.total > 1:
             parts.append(f"{p.done:,} / {p.total:,}")
+            if p.stage in SHOW_MESSAGE and p.message:
+                parts.append(p.message.split(": ", 1)[-1].split(" (best", 1)[0].split(";", 1)[0])  # held-out P@10 0.81
         elif p.message:
             parts.append(p.message)
         if rate:

@@ -400,6 +400,8 @@ class GalleryPanel(QWidget):
         self.model = GalleryModel(loader, self)
         self.delegate = GalleryDelegate(loader, self)
         self._syncing = False
+        #: callables (menu, relpath) that add entries to a painting's context menu (e.g. Compare)
+        self.context_menu_extenders: list = []
 
         self.filter = QLineEdit(placeholderText="Filter by file name, artist or title  (Ctrl+F)")
         self.filter.setClearButtonEnabled(True)
@@ -554,6 +556,8 @@ class GalleryPanel(QWidget):
         act = QAction("Sort by similarity to this painting", menu)
         act.triggered.connect(lambda: (self.controller.select(rel), self.sort_by_similarity_to(rel)))
         menu.addAction(act)
+        for extend in self.context_menu_extenders:
+            extend(menu, rel)
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def _on_subset_chip_clicked(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QS
 from .. import __version__
 from ..core.imageio import IMAGE_EXTENSIONS
 from . import prefs
+from .adapt_view import StyleTools
 from .colors import style_plot
 from .controller import Controller
 from .detail import DetailPanel
@@ -107,6 +108,8 @@ class MainWindow(QMainWindow):
         self.gallery.set_thumb_size(prefs.thumb_size())
         self._restore_state()
         self._update_actions()
+        # style adapter: Learn Style from Labels, Use Learned Style Space, Compare (same hand?) — adapt_view.py
+        self.style_tools = StyleTools(self)
 
     # ---------------------------------------------------------------- actions and menus
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -167,7 +170,7 @@ class MainWindow(QMainWindow):
         e = mb.addMenu("&Edit")
         e.addAction(self.act_find)
         e.addAction(self.act_settings)
-        v = mb.addMenu("&View")
+        v = self.view_menu = mb.addMenu("&View")
         for i, name in enumerate(("Gallery", "Map", "Heatmap", "Topics", "Problems")):
             v.addAction(self._action(name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))
         v.addSeparator()
@@ -179,7 +182,7 @@ class MainWindow(QMainWindow):
         g = mb.addMenu("&Go")
         g.addAction(self.act_back)
         g.addAction(self.act_forward)
-        t = mb.addMenu("&Tools")
+        t = self.tools_menu = mb.addMenu("&Tools")
         t.addAction(self.act_duplicates)
         t.addAction(self.act_map_export)
         h = mb.addMenu("&Help")

@@ -60,6 +60,9 @@ STAGE_LABELS = {
     "index": "Building neighbour index",
     "map": "Style map",
     "duplicates": "Near-duplicates",
+    "adapt": "Learning style",
+    "verify": "Same-hand verifier",
+    "adapted-space": "Learned style space",
     "done": "Done",
 }
 
