@@ -15,9 +15,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QSpinBox, QVBoxLayout, QWidget)
 
 from ..core.backbones import REGISTRY
+from ..core.finetune import list_finetuned
 from ..core.engine import DEFAULT_BLEND, Settings
 from .topic_browser import TOPIC_INPUTS
 
+TUNED_PREFIX = "finetuned:"
 PART_LABELS = {"deep": "Content (deep CNN features)", "texture": "Texture (Gram matrices)",
                "colour": "Colour histogram"}
 
@@ -31,6 +33,17 @@ class SettingsDialog(QDialog):
         self.backbone = QComboBox()
         for name, info in REGISTRY.items():
             self.backbone.addItem(f"{name} — {info.description}", name)
+        # fine-tuned backbones (`artstyle finetune`): a base backbone + its weights file, one entry each
+        self._tuned: dict[str, str] = {}  # weights path -> base backbone
+        for meta in list_finetuned():
+            f = meta.get("figures") or {}
+            label = (meta.get("config") or {}).get("label", "?")
+            self._tuned[meta["weights_path"]] = meta.get("backbone", "effnet-lite0")
+            self.backbone.addItem(
+                f"{meta['name']} — fine-tuned {meta.get('backbone')} on '{label}' (held-out P@{f.get('k', 10)} "
+                f"{f.get('base_heldout_p10', float('nan')):.2f} → {f.get('heldout_p10', float('nan')):.2f})",
+                TUNED_PREFIX + meta["weights_path"])
+        self.backbone.activated.connect(self._on_backbone_chosen)
         self.weights = QLineEdit(settings.weights_file or "")
         self.weights.setPlaceholderText("default weights")
         browse = QPushButton("Browse…")
@@ -121,8 +134,16 @@ class SettingsDialog(QDialog):
         self.auto_k.toggled.connect(lambda on: self.k.setEnabled(not on))
         self.set_values(settings, thumb_size)
 
+    def _on_backbone_chosen(self, index: int) -> None:
+        data = str(self.backbone.itemData(index))
+        if data.startswith(TUNED_PREFIX):
+            self.weights.setText(data[len(TUNED_PREFIX):])
+        elif self.weights.text().strip() in self._tuned:  # back to a built-in: its default weights
+            self.weights.clear()
+
     def set_values(self, s: Settings, thumb_size: int) -> None:
-        self.backbone.setCurrentIndex(max(0, self.backbone.findData(s.backbone)))
+        i = self.backbone.findData(TUNED_PREFIX + (s.weights_file or ""))
+        self.backbone.setCurrentIndex(i if i >= 0 else max(0, self.backbone.findData(s.backbone)))
         self.weights.setText(s.weights_file or "")
         self.trim.setChecked(s.trim_borders)
         for part, sb in self.blend.items():
@@ -138,8 +159,10 @@ class SettingsDialog(QDialog):
 
     def values(self) -> tuple[Settings, int]:
         """The edited settings (validated by the caller) and the thumbnail size."""
+        data = str(self.backbone.currentData())
+        backbone = self._tuned.get(data[len(TUNED_PREFIX):], "effnet-lite0") if data.startswith(TUNED_PREFIX) else data
         s = replace(self._orig,
-                    backbone=self.backbone.currentData(),
+                    backbone=backbone,
                     weights_file=self.weights.text().strip() or None,
                     trim_borders=self.trim.isChecked(),
                     blend={p: float(sb.value()) for p, sb in self.blend.items()},

@@ -63,6 +63,9 @@ STAGE_LABELS = {
     "adapt": "Learning style",
     "verify": "Same-hand verifier",
     "adapted-space": "Learned style space",
+    "finetune-read": "Reading labelled paintings",
+    "finetune": "Fine-tuning backbone",
+    "finetune-save": "Saving fine-tuned weights",
     "done": "Done",
 }
 

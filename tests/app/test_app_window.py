@@ -294,6 +294,41 @@ def test_settings_dialog_round_trip_and_analysis_refit(window, qtbot):
     assert bad.error.isVisibleTo(bad) and bad.result() == 0
 
 
+def test_settings_dialog_offers_fine_tuned_backbones(window, qtbot):
+    """A backbone saved by `artstyle finetune` is a choice of its own: it sets the base backbone and
+    its weights file; going back to a built-in clears the file."""
+    import json
+
+    from artstyle_gui.app.settings_dialog import TUNED_PREFIX, SettingsDialog
+    from artstyle_gui.core.finetune import finetuned_dir
+
+    d = finetuned_dir()
+    d.mkdir(parents=True)
+    (d / "wiki-style.pt").write_bytes(b"weights")
+    (d / "wiki-style.json").write_text(json.dumps({
+        "kind": "artstyle-finetuned-backbone", "backbone": "effnet-lite0", "created": "2026-11-23",
+        "config": {"label": "style"}, "figures": {"k": 10, "base_heldout_p10": 0.3, "heldout_p10": 0.41}}))
+    (d / "orphan.json").write_text("{}")  # no weights file: not offered
+    dlg = SettingsDialog(window.controller.settings, 192, window)
+    qtbot.addWidget(dlg)
+    texts = [dlg.backbone.itemText(i) for i in range(dlg.backbone.count())]
+    tuned = [t for t in texts if "fine-tuned" in t]
+    assert len(tuned) == 1 and tuned[0].startswith("wiki-style") and "'style'" in tuned[0] and "0.41" in tuned[0]
+    i = dlg.backbone.findData(TUNED_PREFIX + str(d / "wiki-style.pt"))
+    dlg.backbone.setCurrentIndex(i)
+    dlg.backbone.activated.emit(i)
+    s, _ = dlg.values()
+    assert (s.backbone, s.weights_file) == ("effnet-lite0", str(d / "wiki-style.pt"))
+    again = SettingsDialog(s, 192, window)  # reopened: the fine-tuned entry is the current one
+    qtbot.addWidget(again)
+    assert again.backbone.currentIndex() == i
+    j = again.backbone.findData("effnet-lite0")
+    again.backbone.setCurrentIndex(j)
+    again.backbone.activated.emit(j)
+    s2, _ = again.values()
+    assert (s2.backbone, s2.weights_file) == ("effnet-lite0", None)
+
+
 def test_settings_are_remembered_in_the_index(window, indexed, qtbot):
     """Like the CLI, the app keeps a collection's settings in its index and uses them on reopening."""
     import json
