@@ -188,18 +188,15 @@ def resolve_weights(value: str | None) -> str | None:
 
 # --------------------------------------------------------------------------- data
 def labelled_images(col: "Collection", label: str) -> tuple[list[str], list[str]]:
-    """(relpaths, labels) of the collection's paintings that carry ``label`` (indexed records when
-    the folder was indexed, else a scan of the folder)."""
-    recs = [r for r in col.records() if r.status == "ok"]
-    if recs:
-        rel = [r.relpath for r in recs]
-        labs = [str(r.labels.get(label, "") or "") for r in recs]
-    else:
+    """(relpaths, labels) of the collection's paintings that carry ``label``: the indexed paintings
+    that could be read, or every image file of the folder when it was not indexed yet."""
+    rel = [r.relpath for r in col.records() if r.status == "ok"]
+    if not rel:
         from .scan import iter_image_files
 
         rel = [f.relpath for f in iter_image_files(col.root)]
-        table = col._labels_for(rel)
-        labs = [table.get(p, {}).get(label, "") or "" for p in rel]
+    table = col._labels_for(rel)  # the labels as they are now (the index may hold older ones)
+    labs = [table.get(p, {}).get(label, "") or "" for p in rel]
     keep = [i for i, v in enumerate(labs) if v]
     return [rel[i] for i in keep], [labs[i] for i in keep]
 
