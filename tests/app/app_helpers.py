@@ -24,3 +24,19 @@ def fast_settings(**kw):
     base = dict(k_range=(3, 6), batch_size=8)
     base.update(kw)
     return Settings(**base)
+
+
+def open_window(qtbot, root, index, **kw):
+    """A shown main window (fast settings) that has opened ``root`` with its index in ``index``."""
+    from artstyle_gui.app.controller import Controller
+    from artstyle_gui.app.main_window import MainWindow
+
+    c = Controller(fast_settings())
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    with qtbot.waitSignal(c.job_finished, timeout=60000):
+        assert win.open_folder(root, index_dir=index, **kw)
+    assert c.analysis is not None
+    return win

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/synth.py
 from synth import make_collection  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_helpers import fast_settings, write_labels  # noqa: E402
+from app_helpers import fast_settings, open_window, write_labels  # noqa: E402
 
 import artstyle_gui.app  # noqa: E402,F401 - applies the PySide6 6.12 refcount guard (see app/_compat.py)
 
@@ -83,18 +83,8 @@ def window(qtbot, indexed, tmp_path):
     """A main window on (a copy of the index of) the indexed collection, after its quick open job."""
     import shutil
 
-    from artstyle_gui.app.controller import Controller
-    from artstyle_gui.app.main_window import MainWindow
-
     index = tmp_path / "index"
     shutil.copytree(indexed.index_dir, index)  # tests may re-fit or re-rank: keep the reference pristine
-    c = Controller(fast_settings())
-    win = MainWindow(c)
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    with qtbot.waitSignal(c.job_finished, timeout=60000):
-        assert win.open_folder(indexed.root, index_dir=index)
-    assert c.analysis is not None
+    win = open_window(qtbot, indexed.root, index)
     yield win
     win.shutdown()

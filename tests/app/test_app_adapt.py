@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app_helpers import fast_settings  # noqa: E402
+from app_helpers import fast_settings, open_window  # noqa: E402
 from synth import tree_digest  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -35,21 +35,6 @@ def adapted_index(indexed, tmp_path_factory):
     finally:
         col.close()
     return index
-
-
-def open_window(qtbot, root, index, **kw):
-    from artstyle_gui.app.controller import Controller
-    from artstyle_gui.app.main_window import MainWindow
-
-    c = Controller(fast_settings())
-    win = MainWindow(c)
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    with qtbot.waitSignal(c.job_finished, timeout=60000):
-        assert win.open_folder(root, index_dir=index, **kw)
-    assert c.analysis is not None
-    return win
 
 
 @pytest.fixture
