@@ -26,12 +26,20 @@ from ..core.errors import ArtStyleError
 from ..core.progress import Progress, RateEstimator
 from ..core.store import FileRecord
 from . import prefs
+from .background import favour_gui_thread, lower_this_thread
 
 NEIGHBOURS = 12
 
 
+def problems_of(records: list[FileRecord]) -> list[tuple[str, str]]:
+    """``Collection.problems()`` of these records (without reading them from the index again)."""
+    return [(r.relpath, r.error or "unknown error") for r in records if r.status == "error"]
+
+
 def _drive(gen):
-    """Run an inner progress generator inside the worker (keeps its return value)."""
+    """Run an inner progress generator inside the worker (keeps its return value), below the GUI
+    thread's CPU priority (threads the job starts inherit it)."""
+    lower_this_thread()
     return (yield from gen)
 
 
@@ -139,6 +147,7 @@ class Controller(QObject):
         # before any window shows: a native module loaded later by a worker would freeze the window
         self.settings = settings or Settings()
         preload_engine_modules(self.settings.backbone)
+        favour_gui_thread()
         self.collection: Collection | None = None
         self.analysis: Analysis | None = None
         self.records: list[FileRecord] = []
@@ -176,10 +185,15 @@ class Controller(QObject):
         return self.analysis.row_of(relpath)
 
     def record(self, relpath: str) -> FileRecord | None:
-        if not hasattr(self, "_rec_map") or self._rec_map_src is not self.records:
+        self._map_records()
+        return self._rec_map.get(relpath)
+
+    def _map_records(self) -> None:
+        """relpath -> record, rebuilt when the records change (when they are read, not at the first
+        click: 30 ms at 100,000 paintings)."""
+        if getattr(self, "_rec_map_src", None) is not self.records:
             self._rec_map = {r.relpath: r for r in self.records}
             self._rec_map_src = self.records
-        return self._rec_map.get(relpath)
 
     def neighbours(self, relpath: str, k: int = NEIGHBOURS) -> list[Neighbour]:
         """Nearest neighbours of an indexed painting ([] before the analysis exists)."""
@@ -297,7 +311,8 @@ class Controller(QObject):
         self.close_collection()
         self.collection = col
         self.records = col.records()
-        self.problems = col.problems()
+        self._map_records()
+        self.problems = problems_of(self.records)
         self.collection_changed.emit(col)
         self.records_changed.emit()
         self.problems_changed.emit(self.problems)
@@ -349,8 +364,8 @@ class Controller(QObject):
             elif getattr(col, "derived_problem", None):  # damaged cache: say so, then recompute
                 yield Progress("loaded", 1, 1, str(col.derived_problem))
         rep = yield from col.update(retry_failed=retry_failed)
-        an = yield from col.analyse()
-        return rep, an
+        an = yield from col.analyse(keep_current=True)  # the views show col.analysis: no second copy
+        return rep, an, col.records()  # read here, not on the GUI thread (50 ms at 10,000 paintings)
 
     def reindex(self, retry_failed: bool = False) -> None:
         """Scan again and process what changed (and retry unreadable files if asked)."""
@@ -865,8 +880,8 @@ class Controller(QObject):
         col = self.collection
         try:
             if job.name == "index":
-                rep, an = result
-                self._refresh_records()
+                rep, an, records = result
+                self._refresh_records(records)
                 self._adopt_analysis(an)
                 self.message_posted.emit(rep.summary())
             elif job.name in ("analyse", "refit", "blend"):
@@ -927,11 +942,13 @@ class Controller(QObject):
         if self._job is None and self._queue:
             self._start(self._queue.pop(0))
 
-    def _refresh_records(self) -> None:
+    def _refresh_records(self, records: list[FileRecord] | None = None) -> None:
+        """Re-read the records (or take ``records``, read by the job that just ended)."""
         if self.collection is None:
             return
-        self.records = self.collection.records()
-        self.problems = self.collection.problems()
+        self.records = self.collection.records() if records is None else records
+        self._map_records()
+        self.problems = problems_of(self.records)
         self.records_changed.emit()
         self.problems_changed.emit(self.problems)
 

@@ -16,11 +16,12 @@ import threading
 from collections import OrderedDict, deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from ..core.errors import DecodeError
 from ..core.imageio import load_rgb
+from .background import lower_this_thread
 
 THUMB_SIDE = 256  # decoded/cached size; cells draw it scaled
 PREVIEW_SIDE = 2048
@@ -95,6 +96,7 @@ class _ThumbRunner(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:  # worker thread
+        lower_this_thread()
         lo = self.loader
         while True:
             item = lo._pop()
@@ -115,6 +117,7 @@ class _PreviewRunner(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:  # worker thread
+        lower_this_thread()
         lo = self.loader
         while True:
             with lo._lock:
@@ -161,6 +164,7 @@ class ThumbnailLoader(QObject):
         self._preview_req: tuple[int, str, int] | None = None
         self._preview_running = False
         self._closed = False
+        self._start_queued = False
         self._bridge = _Bridge()
         self._bridge.decoded.connect(self._on_bridge_decoded)
         self._bridge.preview_decoded.connect(self._on_bridge_preview_decoded)
@@ -192,7 +196,6 @@ class ThumbnailLoader(QObject):
         pm = self.cached(path)
         if pm is not None or path in self._failed or self._closed:
             return pm
-        start = False
         with self._lock:
             if path in self._pending:
                 try:  # move to the top of the stack: it is being looked at again
@@ -205,12 +208,23 @@ class ThumbnailLoader(QObject):
             self._pending.add(path)
             while len(self._stack) > MAX_PENDING:
                 self._pending.discard(self._stack.popleft())
-            if self._running < thumbnail_pool().maxThreadCount():
-                self._running += 1
-                start = True
-        if start:
-            thumbnail_pool().start(_ThumbRunner(self))
+        if not self._start_queued:  # workers start once the paint asking for them has finished
+            self._start_queued = True
+            QTimer.singleShot(0, self._start_workers)
         return None
+
+    def _start_workers(self) -> None:
+        """Start as many decoders as the stack needs (at most the pool's size). Deferred to the next
+        event-loop turn: a repaint asks for up to ~30 thumbnails, and starting a pool thread per
+        request cost 0.2-0.3 ms each on the GUI thread (docs/benchmarks.md, click to panel)."""
+        self._start_queued = False
+        if self._closed:
+            return
+        with self._lock:
+            n = max(0, min(len(self._stack), thumbnail_pool().maxThreadCount() - self._running))
+            self._running += n
+        for _ in range(n):
+            thumbnail_pool().start(_ThumbRunner(self))
 
     def request_preview(self, path: str, max_side: int = PREVIEW_SIDE) -> None:
         """Decode a large preview; only the latest request is served."""

@@ -96,12 +96,18 @@ class CardDelegate(QStyledItemDelegate):
         pal = option.palette
         r = begin_card(painter, option, radius=5, selected_alpha=90)
         img = QRect(r.x() + 3, r.y() + 3, r.width() - 6, self.thumb)
-        path = index.data(PathRole)
+        model = index.model()
+        if isinstance(model, CardModel) and 0 <= index.row() < len(model.cards):  # one lookup, not six data() calls
+            c = model.cards[index.row()]
+            path, topic, caption, score, shares, score_text = c.path, c.topic, c.caption, c.score, c.shares, \
+                c.score_text
+        else:
+            path, topic, caption = index.data(PathRole), index.data(TopicRole), index.data(Qt.ItemDataRole.DisplayRole)
+            score, shares, score_text = index.data(ScoreRole), index.data(SharesRole), index.data(ScoreTextRole)
         draw_thumbnail(painter, self.loader.pixmap(path) if path else None, img, pal, inset=6)
         fm = painter.fontMetrics()
         y = img.bottom() + 4
         x = r.x() + 4
-        topic = index.data(TopicRole)
         if topic is not None and topic >= 0:
             d = max(7, fm.height() // 2 - 1)
             painter.setPen(Qt.PenStyle.NoPen)
@@ -110,17 +116,15 @@ class CardDelegate(QStyledItemDelegate):
             x += d + 4
         painter.setPen(pal.color(QPalette.ColorRole.Text))
         right = r.right() - 3
-        cap = fm.elidedText(index.data(Qt.ItemDataRole.DisplayRole) or "", Qt.TextElideMode.ElideRight, right - x)
+        cap = fm.elidedText(caption or "", Qt.TextElideMode.ElideRight, right - x)
         painter.drawText(QRect(x, y, right - x, fm.height()), Qt.AlignmentFlag.AlignVCenter, cap)
         y2 = y + fm.height() + 1
-        score = index.data(ScoreRole)
         left = r.x() + 4
-        shares = index.data(SharesRole)
         if score is not None and not shares:  # no "why" bar: say what the number is
             dim = QColor(pal.color(QPalette.ColorRole.Text))
             dim.setAlpha(170)
             painter.setPen(dim)
-            txt = fm.elidedText(index.data(ScoreTextRole) or f"{score:.2f}", Qt.TextElideMode.ElideRight,
+            txt = fm.elidedText(score_text or f"{score:.2f}", Qt.TextElideMode.ElideRight,
                                 right - left)
             painter.drawText(QRect(left, y2, right - left, fm.height()), Qt.AlignmentFlag.AlignVCenter, txt)
             score = None

@@ -44,7 +44,7 @@ def similar_in(col: Collection, an: Analysis, row: int, k: int = 10) -> list[Nei
 #: was indexed, sklearn.cluster for 0.3 s when the topics started; benchmarks/perf.py, docs/benchmarks.md).
 #: torchvision (170 MB of RSS) only for the backbone that needs it; it is optional (the CPU bundle has none).
 PRELOAD = ("torch", "efficientnet_lite_pytorch", "sklearn.cluster", "sklearn.decomposition",
-           "scipy.linalg", "hnswlib")
+           "scipy.linalg", "hnswlib", "PIL.Image")
 PRELOAD_FOR_BACKBONE = {"resnet50": ("torchvision",)}
 
 
@@ -62,4 +62,10 @@ def preload_engine_modules(backbone: str | None = None) -> float:
                 importlib.import_module(name)
             except Exception:  # missing or broken (a torchvision built for another torch raises
                 pass           # RuntimeError): reported where the engine needs it, with its remedy
+    try:  # Pillow imports its common format plugins at the first open: in a decode thread that held
+        from PIL import Image  # the GIL while the first preview of a re-opened collection was shown
+
+        Image.preinit()
+    except Exception:  # noqa: BLE001
+        pass
     return time.perf_counter() - t

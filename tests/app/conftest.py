@@ -34,6 +34,16 @@ def _isolated_settings(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _gui_thread_gc_only_for_app_tests():
+    """The app's Controller collects cyclic garbage on the GUI thread only (app/background.py); the
+    engine tests that run after these get the interpreter's automatic collection back."""
+    yield
+    from artstyle_gui.app.background import restore_automatic_gc
+
+    restore_automatic_gc()
+
+
 @pytest.fixture(autouse=True)
 def _no_thread_pool_work_left(qapp):
     yield
