@@ -19,6 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Qt, Signal
 from superqt.utils import create_worker
 
+from ..core.analysis import set_topic_processes
 from ..core.app_support import preload_engine_modules, similar_in
 from ..core.topicsearch import format_topic_label
 from ..core.engine import Analysis, Collection, Neighbour, Settings
@@ -29,6 +30,7 @@ from . import prefs
 from .background import favour_gui_thread, lower_this_thread
 
 NEIGHBOURS = 12
+TOPIC_PROCESSES = 2  # worker processes for the topic fits (core/analysis.py; the K sweep runs 2 at a time)
 
 
 def problems_of(records: list[FileRecord]) -> list[tuple[str, str]]:
@@ -148,6 +150,7 @@ class Controller(QObject):
         self.settings = settings or Settings()
         preload_engine_modules(self.settings.backbone)
         favour_gui_thread()
+        set_topic_processes(TOPIC_PROCESSES)  # the LDA fits' Python loops would take the GIL from the window
         self.collection: Collection | None = None
         self.analysis: Analysis | None = None
         self.records: list[FileRecord] = []

@@ -252,30 +252,108 @@ class TopicModel:
     input_kind: str
 
 
+#: Where :func:`fit_topics` fits its models: 0 = in the calling thread (the CLI, tests); N > 0 = in
+#: up to N worker processes at low CPU priority (the app: scikit-learn's LDA runs a pure-Python loop
+#: per painting, and in a thread it took the GIL from the GUI thread for 20-110 ms at a time during
+#: the K sweep; docs/benchmarks.md).  Set with :func:`set_topic_processes`.
+_topic_processes = 0
+PROCESS_MIN_PAINTINGS = 500  # smaller fits take well under a second: not worth starting processes
+
+
+def set_topic_processes(n: int) -> None:
+    """Fit topic models in up to ``n`` worker processes (0: in the calling thread)."""
+    global _topic_processes
+    _topic_processes = max(0, int(n))
+
+
+def _perplexity_for(k: int, train: np.ndarray, test: np.ndarray, seed: int) -> float:
+    """One point of the K sweep: fit on ``train``, held-out perplexity on ``test``."""
+    return float(_lda(k, len(train), seed).fit(train).perplexity(test))
+
+
+def _final_fit(k: int, counts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The K-topic model on every painting: (mixtures, rows summing to 1; topic-word components)."""
+    lda = _lda(k, counts.shape[0], seed).fit(counts)
+    mix = lda.transform(counts).astype(np.float32)
+    mix /= np.maximum(mix.sum(1, keepdims=True), 1e-12)
+    return mix, lda.components_.astype(np.float32)
+
+
+def _child_init() -> None:  # pragma: no cover - runs in the worker process
+    """Topic worker process: below the app's priority, one BLAS/OpenMP thread per process."""
+    import os
+
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # noqa: BLE001 - only a tuning
+        pass
+
+
+class _Runner:
+    """Runs the fits in the calling thread, or in a pool of spawned worker processes (closed, and
+    its processes ended, with the runner: a cancelled sweep leaves nothing running)."""
+
+    def __init__(self, processes: int):
+        self.pool = None
+        if processes > 0:
+            import multiprocessing
+
+            try:
+                self.pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_child_init)
+            except (OSError, ValueError, ImportError):
+                self.pool = None  # no processes here (a sandbox, a frozen app without freeze_support)
+
+    def submit(self, fn, *args):
+        if self.pool is None:
+            return lambda: fn(*args)  # lazy: runs when its result is asked for
+        res = self.pool.apply_async(fn, args)
+        return res.get
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
 def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, int] = (5, 20),
-               seed: int = 0, kind: str = "bovw") -> ProgressGen[TopicModel]:
+               seed: int = 0, kind: str = "bovw", processes: int | None = None) -> ProgressGen[TopicModel]:
+    """LDA topics of ``counts``: K given, or picked by the perplexity elbow over ``k_range`` (fitted on
+    a sample of at most 2,000 paintings, a fifth held out). ``processes``: see
+    :func:`set_topic_processes` (None: the value set there). The result does not depend on where
+    the models are fitted."""
     n = counts.shape[0]
     curve_k: list[int] = []
     curve_p: list[float] = []
-    if k is None:
-        lo, hi = k_range
-        hi = max(lo, min(hi, max(2, n // 2)))
-        ks = list(range(lo, hi + 1))
-        rng = np.random.default_rng(seed)
-        idx = rng.permutation(n)[: min(n, 2000)]  # the sweep runs on a sample
-        n_test = max(1, len(idx) // 5)
-        test, train = counts[idx[:n_test]], counts[idx[n_test:]] if len(idx) > n_test else counts[idx]
-        for i, kk in enumerate(ks):
-            yield Progress("k-select", i, len(ks), f"perplexity for K={kk}")
-            m = _lda(kk, len(train), seed).fit(train)
-            curve_k.append(kk)
-            curve_p.append(float(m.perplexity(test)))
-        k = knee(curve_k, curve_p)
-        yield Progress("k-select", len(ks), len(ks), f"chose K={k} (perplexity elbow)")
-    k = int(max(1, k))
-    yield Progress("topics", 0, 1, f"fitting {k} topics on {n:,} paintings")
-    lda = _lda(k, n, seed).fit(counts)
-    mix = lda.transform(counts).astype(np.float32)
-    mix /= np.maximum(mix.sum(1, keepdims=True), 1e-12)
-    yield Progress("topics", 1, 1, f"{k} topics fitted")
-    return TopicModel(k, mix, lda.components_.astype(np.float32), curve_k, curve_p, kind)
+    procs = _topic_processes if processes is None else processes
+    runner = _Runner(procs if n >= PROCESS_MIN_PAINTINGS else 0)
+    try:
+        if k is None:
+            lo, hi = k_range
+            hi = max(lo, min(hi, max(2, n // 2)))
+            ks = list(range(lo, hi + 1))
+            rng = np.random.default_rng(seed)
+            idx = rng.permutation(n)[: min(n, 2000)]  # the sweep runs on a sample
+            n_test = max(1, len(idx) // 5)
+            test, train = counts[idx[:n_test]], counts[idx[n_test:]] if len(idx) > n_test else counts[idx]
+            pending = [runner.submit(_perplexity_for, kk, train, test, seed) for kk in ks]
+            for i, (kk, result) in enumerate(zip(ks, pending)):
+                yield Progress("k-select", i, len(ks), f"perplexity for K={kk}")
+                curve_k.append(kk)
+                curve_p.append(result())
+            k = knee(curve_k, curve_p)
+            yield Progress("k-select", len(ks), len(ks), f"chose K={k} (perplexity elbow)")
+        k = int(max(1, k))
+        final = runner.submit(_final_fit, k, counts, seed)
+        yield Progress("topics", 0, 1, f"fitting {k} topics on {n:,} paintings")
+        mix, components = final()
+        yield Progress("topics", 1, 1, f"{k} topics fitted")
+    finally:
+        runner.close()
+    return TopicModel(k, mix, components, curve_k, curve_p, kind)

@@ -36,12 +36,15 @@ def _isolated_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="package", autouse=True)
 def _gui_thread_gc_only_for_app_tests():
-    """The app's Controller collects cyclic garbage on the GUI thread only (app/background.py); the
-    engine tests that run after these get the interpreter's automatic collection back."""
+    """The app's Controller collects cyclic garbage on the GUI thread only (app/background.py) and
+    fits topics in worker processes; the engine tests that run after these get the interpreter's
+    automatic collection and in-thread fits back."""
     yield
     from artstyle_gui.app.background import restore_automatic_gc
+    from artstyle_gui.core.analysis import set_topic_processes
 
     restore_automatic_gc()
+    set_topic_processes(0)
 
 
 @pytest.fixture(autouse=True)
