@@ -476,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         fn = {"throughput": lambda: throughput(args, work, gemm), "query": lambda: query(args, work),
               "reopen": lambda: reopen(args, work), "gui": lambda: gui(args, work),
               "topics": lambda: topics(args, work)}[sec]
+        prev = args.previous.get(sec)
         res[sec] = fn()
+        if sec in ("reopen", "gui") and prev:  # the report's "previous run -> this run" table
+            res[sec]["previous_run"] = {k: v for k, v in prev.items() if k != "previous_run"}
         res[sec]["machine_at_run"] = {"commit": res["machine"]["commit"], "date": res["machine"]["date"],
                                       "load_average_at_start": res["machine"]["load_average_at_start"]}
         res[sec]["section_s"] = round(time.perf_counter() - t)

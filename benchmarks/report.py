@@ -65,6 +65,45 @@ def targets(res: dict) -> str:
     return out
 
 
+#: (section, path of keys, label) of the figures compared with the previous run of the same section
+_COMPARED = [
+    ("reopen", ("app", "neighbours_ready_s"), "re-open 10k: neighbours ready s"),
+    ("reopen", ("app", "click_to_panel_ms_max"), "re-open 10k: slowest click ms"),
+    ("gui", ("index", "longest_stall_ms"), "longest main-thread stall while indexing ms"),
+    ("gui", ("index", "click_to_panel_ms_max"), "after indexing: slowest click ms"),
+    ("gui", ("rss", "rss_loaded_mb"), "100k paintings loaded: RSS MiB"),
+    ("gui", ("rss", "click_to_panel_ms_max"), "100k paintings: slowest click ms"),
+]
+
+
+def _dig(d: dict | None, keys: tuple) -> object:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _previous_run_table(res: dict) -> str:
+    """The app's figures of this run next to the previous run of the same sections (kept in the JSON as
+    ``previous_run`` when a section is re-run), with the commits they were measured at."""
+    rows = []
+    for sec, keys, label in _COMPARED:
+        now, prev = res.get(sec), (res.get(sec) or {}).get("previous_run")
+        if not prev:
+            continue
+        a, b = _dig(prev, keys), _dig(now, keys)
+        if a is None or b is None:
+            continue
+        rows.append({"figure": label, "before": a, "after": b,
+                     "commits": f"{_dig(prev, ('machine_at_run', 'commit'))} -> {_dig(now, ('machine_at_run', 'commit'))}"})
+    if not rows:
+        return ""
+    return ("### The app's figures: previous run -> this run\n\n"
+            "The sections above re-run; *before* is the previous run kept in the JSON (its commit first).\n\n"
+            + _t(rows, [("figure", "figure"), ("before", "before"), ("after", "after"), ("commits", "commits")]) + "\n")
+
+
 def render(res: dict) -> str:
     m = res.get("machine", {})
     s = "# Benchmarks\n\n"
@@ -148,8 +187,11 @@ def render(res: dict) -> str:
               "section 3), the gallery scrolled end to end and 20 paintings clicked:\n\n")
         s += _t([r], [("rss_before_window_mb", "RSS before window MiB"), ("rss_empty_window_mb", "empty window MiB"),
                       ("rss_loaded_mb", "loaded MiB"), ("peak_rss_mb", "peak MiB"),
-                      ("click_to_panel_ms_max", "click max ms")])
+                      ("click_to_panel_ms_max", "click max ms"),
+                      *([("gc_full_collection_ms", "full gc.collect() on the GUI thread ms")]
+                        if "gc_full_collection_ms" in r else [])])
         s += "\n"
+    s += _previous_run_table(res)
     t = res.get("topics")
     if t:
         s += "## 5. Topic fitting vs N\n\n"
