@@ -100,7 +100,19 @@ class Backbone:
         return x.reshape(b, c // groups, groups, h, w).mean(2)
 
     def forward(self, batch_uint8: np.ndarray) -> dict[str, np.ndarray]:
-        """Run a batch (B, 224, 224, 3) uint8 -> dict of float32 arrays."""
+        """Run a batch (B, 224, 224, 3) uint8 -> dict of float32 arrays, :data:`FORWARD_CHUNK` images
+        at a time."""
+        n = len(batch_uint8)
+        if n <= FORWARD_CHUNK:
+            return self._forward_chunk(batch_uint8)
+        parts = [self._forward_chunk(batch_uint8[i : i + FORWARD_CHUNK]) for i in range(0, n, FORWARD_CHUNK)]
+        return {
+            "deep": np.concatenate([p["deep"] for p in parts]),
+            "grams": [np.concatenate([p["grams"][g] for p in parts]) for g in range(len(parts[0]["grams"]))],
+            "local": np.concatenate([p["local"] for p in parts]),
+        }
+
+    def _forward_chunk(self, batch_uint8: np.ndarray) -> dict[str, np.ndarray]:
         import torch
         import torch.nn.functional as F
 
@@ -130,6 +142,13 @@ class Backbone:
 
     def _final_features(self, x):  # overridden per family
         raise NotImplementedError
+
+
+#: images per forward pass. Smaller passes keep the activations in the CPU's caches: on the 2-core
+#: EPYC here EfficientNet-Lite0 ran 63-79 images/s at 8 per pass against 50-59 at 16 and 32 (median
+#: of 8 rounds, benchmarks/perf_notes.md); ResNet50 is flat from 4 to 16. The engine's batches (the
+#: unit of decoding ahead and of SQLite commits, ``Settings.batch_size``) are split into these.
+FORWARD_CHUNK = 8
 
 
 class _EffNetLite(Backbone):

@@ -332,3 +332,20 @@ def test_euclidean_metric_ranks_like_cosine_on_unit_vectors(indexed):
         assert all(n.score <= 0 for n in nb)  # minus squared distance
     finally:
         col.set_blend(an.weights, metric="cosine")
+
+
+def test_forward_in_chunks_gives_every_image_its_own_features():
+    from artstyle_gui.core.backbones import FORWARD_CHUNK, load_backbone
+
+    net = load_backbone("effnet-lite0")
+    n = FORWARD_CHUNK * 2 + 3  # two full chunks and a short one
+    x = np.random.default_rng(1).integers(0, 255, (n, 224, 224, 3), dtype=np.uint8)
+    x[5] = 0  # a distinct image: misplaced rows would show
+    out = net.forward(x)
+    assert out["deep"].shape[0] == out["local"].shape[0] == n and all(g.shape[0] == n for g in out["grams"])
+    for i in (0, 5, FORWARD_CHUNK, n - 1):
+        one = net.forward(x[i : i + 1])
+        np.testing.assert_allclose(out["deep"][i], one["deep"][0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(out["local"][i], one["local"][0], rtol=1e-4, atol=1e-5)
+        for g, g1 in zip(out["grams"], one["grams"]):
+            np.testing.assert_allclose(g[i], g1[0], rtol=1e-4, atol=1e-5)
