@@ -413,6 +413,10 @@ def topics(args, work: Path) -> dict:
             tm = run(fit_topics(ti.counts, k=None, k_range=st.k_range, seed=0, kind="bovw"))
             row["lda_auto_k_s"] = round(time.perf_counter() - t, 1)
             row["auto_k"] = tm.k
+            t = time.perf_counter()  # as the app fits: two worker processes (core/analysis.set_topic_processes)
+            tm2 = run(fit_topics(ti.counts, k=None, k_range=st.k_range, seed=0, kind="bovw", processes=2))
+            row["lda_auto_k_2proc_s"] = round(time.perf_counter() - t, 1)
+            row["auto_k_2proc"] = tm2.k
         print("  ", row, flush=True)
         rows.append(row)
         del local, colour
