@@ -136,9 +136,9 @@ def _baseline_model(backbone: str, weights_ok: bool):
 
         m = resnet50(weights=None).eval()
         if weights_ok:
-            from artstyle_gui.core.backbones import _resnet_weights_file
+            from artstyle_gui.core.backbones import resnet_weights_file
 
-            m.load_state_dict(torch.load(_resnet_weights_file(None), weights_only=True))
+            m.load_state_dict(torch.load(resnet_weights_file(None), weights_only=True))
         body = torch.nn.Sequential(*list(m.children())[:-1])
         feat = lambda x: body(x).flatten(1)  # noqa: E731
         norm = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -209,10 +209,10 @@ def throughput(args, work: Path, gemm: float) -> dict:
     large = large_jpegs(wiki, work / "large-2400x1800", args.large_n)
     sets = {"wikiart7-dev 224 px": wiki, "large JPEG 2400x1800": large}
     try:
-        from artstyle_gui.core.backbones import _resnet_weights_file
+        from artstyle_gui.core.backbones import resnet_weights_file
 
         os.environ["ARTSTYLE_OFFLINE"] = "1"
-        _resnet_weights_file(None)
+        resnet_weights_file(None)
         resnet_weights = True
     except Exception:
         resnet_weights = False

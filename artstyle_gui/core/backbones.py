@@ -247,7 +247,9 @@ def _fused_seq(seq):
     return fuse_conv_bn_eval(seq[0], seq[1])
 
 
-def _load_state_dict(path: str):
+def load_weights_file(path: str):
+    """A plain state dict from ``path`` (``weights_only``: never unpickles code), or BackboneUnavailable
+    saying why not. Used for the backbones and by core/finetune.py for its base weights."""
     import torch
 
     try:
@@ -270,7 +272,7 @@ def _load_effnet(weights: str | None) -> Backbone:
         ) from e
     path = weights or effnet_weights_path()
     model = EfficientNet.from_name("efficientnet-lite0")
-    sd = _load_state_dict(path)
+    sd = load_weights_file(path)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing:
         raise BackboneUnavailable(f"{path} is not an EfficientNet-Lite0 weights file (missing {missing[:3]}...).")
@@ -285,7 +287,7 @@ def _load_effnet(weights: str | None) -> Backbone:
     )
 
 
-def _torchvision_models():
+def torchvision_models():
     """``torchvision.models``, or BackboneUnavailable when torchvision is missing or broken.
 
     A torchvision built for another torch (e.g. PyPI's CUDA build next to a CPU-only torch) does
@@ -308,12 +310,14 @@ def _torchvision_models():
     return models
 
 
-def _resnet_weights_file(weights: str | None) -> str:
+def resnet_weights_file(weights: str | None) -> str:
+    """Path of the ResNet50 weights: ``weights`` if given, else torchvision's ImageNet file from the torch
+    hub cache (downloaded, hash-checked, unless offline), else BackboneUnavailable with the remedy."""
     if weights:
         return weights
     import torch
 
-    w = _torchvision_models().ResNet50_Weights.IMAGENET1K_V2
+    w = torchvision_models().ResNet50_Weights.IMAGENET1K_V2
     hub = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     if hub.exists():
         return str(hub)
@@ -337,13 +341,13 @@ def _resnet_remedy(why: str) -> str:
 
 
 def _load_resnet(weights: str | None, allow_random: bool = False) -> Backbone:
-    model = _torchvision_models().resnet50(weights=None)
+    model = torchvision_models().resnet50(weights=None)
     path: str | None
     if allow_random and not weights:
         path = None
     else:
-        path = _resnet_weights_file(weights)
-        sd = _load_state_dict(path)
+        path = resnet_weights_file(weights)
+        sd = load_weights_file(path)
         try:
             model.load_state_dict(sd)
         except RuntimeError as e:

@@ -255,7 +255,7 @@ def _load_trainable(cfg: FinetuneConfig):
             raise BackboneUnavailable("Fine-tuning needs the package 'efficientnet-lite-pytorch'.") from e
         path = cfg.base_weights or bb.effnet_weights_path()
         model = EfficientNet.from_name("efficientnet-lite0")
-        missing, _ = model.load_state_dict(bb._load_state_dict(path), strict=False)
+        missing, _ = model.load_state_dict(bb.load_weights_file(path), strict=False)
         if missing:
             raise BackboneUnavailable(f"{path} is not an EfficientNet-Lite0 weights file.")
         first = EFFNET_BLOCKS - cfg.stages
@@ -277,11 +277,11 @@ def _load_trainable(cfg: FinetuneConfig):
         mods = [blocks[i] for i in range(first, n_blocks)] + [model._conv_head, model._bn1]
         return model, frozen, mods, trainable, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), path, 1280
 
-    models = bb._torchvision_models()
-    path = bb._resnet_weights_file(cfg.base_weights)
+    models = bb.torchvision_models()
+    path = bb.resnet_weights_file(cfg.base_weights)
     model = models.resnet50(weights=None)
     try:
-        model.load_state_dict(bb._load_state_dict(path))
+        model.load_state_dict(bb.load_weights_file(path))
     except RuntimeError as e:
         raise BackboneUnavailable(f"{path} is not a ResNet50 state dict ({str(e)[:200]}).") from e
     layers = [model.layer1, model.layer2, model.layer3, model.layer4]
