@@ -266,17 +266,33 @@ def set_topic_processes(n: int) -> None:
     _topic_processes = max(0, int(n))
 
 
-def _perplexity_for(k: int, train: np.ndarray, test: np.ndarray, seed: int) -> float:
+def _as_array(x: np.ndarray | str) -> np.ndarray:
+    """An array, or the .npy file a worker process was handed instead (see :class:`_Runner`)."""
+    return np.load(x) if isinstance(x, str) else x
+
+
+def _perplexity_for(k: int, train: np.ndarray | str, test: np.ndarray | str, seed: int) -> float:
     """One point of the K sweep: fit on ``train``, held-out perplexity on ``test``."""
+    train, test = _as_array(train), _as_array(test)
     return float(_lda(k, len(train), seed).fit(train).perplexity(test))
 
 
-def _final_fit(k: int, counts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The K-topic model on every painting: (mixtures, rows summing to 1; topic-word components)."""
+def _final_fit(k: int, counts: np.ndarray | str, seed: int, out_dir: str | None = None):
+    """The K-topic model on every painting: (mixtures, rows summing to 1; topic-word components), or
+    in a worker process the two .npy files in ``out_dir`` that hold them."""
+    counts = _as_array(counts)
     lda = _lda(k, counts.shape[0], seed).fit(counts)
     mix = lda.transform(counts).astype(np.float32)
     mix /= np.maximum(mix.sum(1, keepdims=True), 1e-12)
-    return mix, lda.components_.astype(np.float32)
+    comps = lda.components_.astype(np.float32)
+    if out_dir is None:
+        return mix, comps
+    import os
+
+    paths = os.path.join(out_dir, "mixtures.npy"), os.path.join(out_dir, "components.npy")
+    np.save(paths[0], mix)
+    np.save(paths[1], comps)
+    return paths
 
 
 def _child_init() -> None:  # pragma: no cover - runs in the worker process
@@ -297,17 +313,41 @@ def _child_init() -> None:  # pragma: no cover - runs in the worker process
 
 class _Runner:
     """Runs the fits in the calling thread, or in a pool of spawned worker processes (closed, and
-    its processes ended, with the runner: a cancelled sweep leaves nothing running)."""
+    its processes ended, with the runner: a cancelled sweep leaves nothing running).
+
+    The arrays go to the workers as .npy files in a private temporary folder, and the final model
+    comes back the same way, so every message through the pool's pipes is a few hundred bytes.
+    With the arrays in the messages, ``Pool.terminate()`` on Cancel hung for good: the pool's task
+    thread was blocked writing a 2 MB task into a full pipe that no (terminated) worker would read,
+    and terminate waits for that thread."""
 
     def __init__(self, processes: int):
         self.pool = None
+        self.tmp: str | None = None
         if processes > 0:
             import multiprocessing
+            import tempfile
 
             try:
+                self.tmp = tempfile.mkdtemp(prefix="artstyle-topics-")
                 self.pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_child_init)
             except (OSError, ValueError, ImportError):
                 self.pool = None  # no processes here (a sandbox, a frozen app without freeze_support)
+                self._remove_tmp()
+
+    def share(self, name: str, arr: np.ndarray) -> np.ndarray | str:
+        """``arr`` as the workers get it: itself in-thread, else a .npy file in the private folder."""
+        if self.pool is None:
+            return arr
+        import os
+
+        path = os.path.join(self.tmp, f"{name}.npy")
+        np.save(path, arr)
+        return path
+
+    @property
+    def out_dir(self) -> str | None:
+        return None if self.pool is None else self.tmp
 
     def submit(self, fn, *args):
         if self.pool is None:
@@ -315,11 +355,19 @@ class _Runner:
         res = self.pool.apply_async(fn, args)
         return res.get
 
+    def _remove_tmp(self) -> None:
+        if self.tmp is not None:
+            import shutil
+
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
             self.pool = None
+        self._remove_tmp()
 
 
 def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, int] = (5, 20),
@@ -342,7 +390,8 @@ def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, 
             idx = rng.permutation(n)[: min(n, 2000)]  # the sweep runs on a sample
             n_test = max(1, len(idx) // 5)
             test, train = counts[idx[:n_test]], counts[idx[n_test:]] if len(idx) > n_test else counts[idx]
-            pending = [runner.submit(_perplexity_for, kk, train, test, seed) for kk in ks]
+            train_in, test_in = runner.share("train", train), runner.share("test", test)
+            pending = [runner.submit(_perplexity_for, kk, train_in, test_in, seed) for kk in ks]
             for i, (kk, result) in enumerate(zip(ks, pending)):
                 yield Progress("k-select", i, len(ks), f"perplexity for K={kk}")
                 curve_k.append(kk)
@@ -350,9 +399,9 @@ def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, 
             k = knee(curve_k, curve_p)
             yield Progress("k-select", len(ks), len(ks), f"chose K={k} (perplexity elbow)")
         k = int(max(1, k))
-        final = runner.submit(_final_fit, k, counts, seed)
+        final = runner.submit(_final_fit, k, runner.share("counts", counts), seed, runner.out_dir)
         yield Progress("topics", 0, 1, f"fitting {k} topics on {n:,} paintings")
-        mix, components = final()
+        mix, components = (_as_array(a) for a in final())
         yield Progress("topics", 1, 1, f"{k} topics fitted")
     finally:
         runner.close()

@@ -38,10 +38,21 @@ def test_worker_processes_give_the_in_thread_model():
     assert multiprocessing.active_children() == []
 
 
-def test_cancelled_sweep_ends_its_processes():
-    gen = fit_topics(_counts(), k=None, k_range=(3, 12), processes=2)
-    first = next(gen)
-    assert first.stage == "k-select"
-    assert len(multiprocessing.active_children()) == 2  # the sweep runs in two worker processes
-    gen.close()  # what Cancel does to the job
-    assert multiprocessing.active_children() == []
+def test_cancelled_sweep_ends_its_processes_and_files(tmp_path, monkeypatch):
+    import tempfile
+    import threading
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the runner puts its .npy files
+    counts = _counts(v=400)  # tasks with the arrays inside would be far over a pipe's 64 KB buffer
+    for _ in range(3):  # the hang this guards against was a race
+        gen = fit_topics(counts, k=None, k_range=(3, 12), processes=2)
+        first = next(gen)
+        assert first.stage == "k-select"
+        assert len(multiprocessing.active_children()) == 2  # the sweep runs in two worker processes
+        assert list(tmp_path.glob("artstyle-topics-*/*.npy"))  # the sample went to them as files
+        closer = threading.Thread(target=gen.close)  # what Cancel does to the job
+        closer.start()
+        closer.join(60)
+        assert not closer.is_alive(), "Cancel hung while ending the worker processes"
+        assert multiprocessing.active_children() == []
+        assert list(tmp_path.iterdir()) == []
