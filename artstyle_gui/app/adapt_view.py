@@ -127,7 +127,7 @@ def no_labels_text(present: list[str]) -> tuple[str, str]:
 
 
 def result_html(res) -> str:
-    """The figures of a finished training (controller.StyleResult) as a small HTML report."""
+    """The figures of a finished training (style_jobs.StyleResult) as a small HTML report."""
     rep, ver = res.report, res.verifier or {}
     k = rep.k
 
