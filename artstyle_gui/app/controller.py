@@ -22,7 +22,7 @@ from superqt.utils import create_worker
 from ..core.analysis import set_topic_processes
 from ..core.app_support import preload_engine_modules, similar_in
 from ..core.topicsearch import format_topic_label
-from ..core.engine import Analysis, Collection, Neighbour, Settings
+from ..core.engine import Analysis, Collection, Neighbour, Settings, problems_of
 from ..core.errors import ArtStyleError
 from ..core.progress import Progress, RateEstimator
 from ..core.store import FileRecord
@@ -33,11 +33,6 @@ from .style_jobs import StyleJobs
 
 NEIGHBOURS = 12
 TOPIC_PROCESSES = 2  # worker processes for the topic fits (core/analysis.py; the K sweep runs 2 at a time)
-
-
-def problems_of(records: list[FileRecord]) -> list[tuple[str, str]]:
-    """``Collection.problems()`` of these records (without reading them from the index again)."""
-    return [(r.relpath, r.error or "unknown error") for r in records if r.status == "error"]
 
 
 class _Pinned:

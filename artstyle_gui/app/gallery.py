@@ -218,13 +218,14 @@ class GalleryModel(QAbstractListModel):
     def _refresh_content(self) -> None:
         """Re-derive the shown order after topics or scores changed: a reset (the view lays out every
         item again) only if the order changed, else the cells are just repainted."""
-        if self._new_order() == self._order:
+        order = self._new_order()
+        if order == self._order:
             if self._order:
                 self.dataChanged.emit(self.index(0), self.index(len(self._order) - 1),
                                       [Qt.ItemDataRole.DisplayRole, TopicRole, ScoreRole,
                                        Qt.ItemDataRole.ToolTipRole])
             return
-        self.refresh()
+        self.refresh(order)
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
@@ -249,9 +250,10 @@ class GalleryModel(QAbstractListModel):
         elif self._order:
             self.dataChanged.emit(self.index(0), self.index(len(self._order) - 1), [ScoreRole])
 
-    def refresh(self) -> None:
+    def refresh(self, order: list[int] | None = None) -> None:
+        """Re-filter and re-sort (or show ``order``, already computed by :meth:`_new_order`)."""
         self.beginResetModel()
-        self._rebuild_order()
+        self._rebuild_order(order)
         self.endResetModel()
 
     # ---------------------------------------------------------------- helpers
@@ -328,8 +330,8 @@ class GalleryModel(QAbstractListModel):
             self._rank_n = n
         return self._name_rank, self._artist_rank
 
-    def _rebuild_order(self) -> None:
-        self._order = self._new_order()
+    def _rebuild_order(self, order: list[int] | None = None) -> None:
+        self._order = self._new_order() if order is None else order
         n = len(self._rel)
         self._pos = np.full(n, -1, np.int64)
         if self._order:

@@ -124,18 +124,9 @@ class SteerPanel(QWidget):
 
     @property
     def labels(self) -> list[QLabel]:
+        """The topic name of each slider (built on first use)."""
         self._build()
         return self._labels
-
-    @property
-    def values(self) -> list[QLabel]:
-        self._build()
-        return self._values
-
-    @property
-    def swatches(self) -> list[QLabel]:
-        self._build()
-        return self._swatches
 
     def adjust(self) -> dict[int, float]:
         """{topic: delta} for the sliders not at zero (none while the sliders are not built)."""

@@ -36,6 +36,11 @@ from .scan import iter_image_files
 from .store import FileRecord, IndexStore, check_outside, index_dir_for, load_json, load_npz, save_json, save_npz
 
 
+
+def problems_of(records: list[FileRecord]) -> list[tuple[str, str]]:
+    """(relpath, reason) of the unreadable files among ``records`` (what :meth:`Collection.problems` lists)."""
+    return [(r.relpath, r.error or "unknown error") for r in records if r.status == "error"]
+
 class Collection:
     """One painting folder and its index (which lives outside the folder)."""
 
@@ -88,7 +93,7 @@ class Collection:
         return self.store.records()
 
     def problems(self) -> list[tuple[str, str]]:
-        return [(r.relpath, r.error or "unknown error") for r in self.store.records() if r.status == "error"]
+        return problems_of(self.store.records())
 
     def _labels_for(self, relpaths: list[str]) -> dict[str, dict[str, str]]:
         table: dict[str, dict[str, str]] = {}
