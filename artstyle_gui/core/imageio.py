@@ -57,8 +57,17 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 """Lower-case file extensions (with the dot) that the app tries to decode."""
 
-DEFAULT_TRIM_MAX_FRACTION = 0.35
+DEFAULT_TRIM_MAX_FRACTION = 0.95
+"""Bars may take up to this share of a side (a 62% pillarbox around a tall painting is still a
+pillarbox) when they are balanced and what remains is a real picture; see :func:`trim_uniform_borders`."""
+SAFE_TRIM_FRACTION = 0.35
+"""Bars up to this share of a side are trimmed without further checks (scan margins, one-sided bars)."""
+_DECODE_TRIM_HEADROOM = 0.35  # decode with headroom for this much trim; a larger trim is upscaled a little
 _BORDER_PIXEL_SHARE = 0.995  # a border line may hold a few stray pixels (noise, JPEG ringing)
+_RINGING_LINES, _RINGING_PIXEL_SHARE = 8, 0.85  # JPEG ringing: up to one 8x8 block of noisy bar lines
+_MIN_CONTENT_SIDE = 8  # a large trim must leave at least this many pixels per side
+_MIN_CONTENT_SPREAD = 4.0  # ... and content whose pixel values spread (std of a channel) at least this much
+_MIN_CONTENT_AWAY = 0.05  # ... with at least this share of its pixels away from every bar colour
 # EXIF orientation -> transpose, exactly as PIL.ImageOps.exif_transpose. We apply
 # it ourselves at the end because mode conversions drop TIFF tags (and EXIF).
 _T = Image.Transpose
@@ -93,14 +102,18 @@ def decode_image(
     target_side: int = 256,
     max_megapixels: float = 400.0,
     trim_borders: bool = True,
+    trim_max_fraction: float = DEFAULT_TRIM_MAX_FRACTION,
 ) -> DecodedImage:
     """Decode ``source`` (a path or the file's raw bytes) for feature extraction.
 
     The result is RGB with its shortest side reduced to about ``target_side``
-    (never upscaled); uniform borders are trimmed first when ``trim_borders``.
+    (never upscaled); uniform borders are trimmed first when ``trim_borders``
+    (``trim_max_fraction`` is passed to :func:`trim_uniform_borders`). Decoding
+    keeps headroom for a trim of about a third of a side only, so the few
+    pictures inside much larger bars come out a little under ``target_side``.
     Raises :class:`DecodeError` and nothing else.
     """
-    return _decode(source, target_side, False, max_megapixels, trim_borders)
+    return _decode(source, target_side, False, max_megapixels, trim_max_fraction if trim_borders else None)
 
 
 def load_rgb(
@@ -112,7 +125,7 @@ def load_rgb(
     about ``max_side``; JPEGs are decoded reduced), otherwise it is full size.
     Raises :class:`DecodeError`.
     """
-    return _decode(path, max_side, True, max_megapixels, False).image
+    return _decode(path, max_side, True, max_megapixels, None).image
 
 
 # ---------------------------------------------------------------------------
@@ -122,15 +135,23 @@ def load_rgb(
 def trim_uniform_borders(
     img: Image.Image, tol: int = 12, max_fraction: float = DEFAULT_TRIM_MAX_FRACTION
 ) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
-    """Remove uniform bars (letterbox, scan margins; any colour) from the edges.
+    """Remove uniform bars (letterbox, pillarbox, scan margins; any colour) from the edges.
 
     A row/column is border when (nearly) all its pixels are within ``tol`` of
-    the colour of that side's outermost line. Detection runs on a downscaled
-    copy and is refined at full resolution. If the bars of one dimension add up
-    to more than ``max_fraction`` of it, that dimension is left alone (more
-    likely a uniform part of the picture); a uniform image is never trimmed.
-    Returns ``(cropped, (left, top, right, bottom))`` in ``img`` coordinates,
-    or ``(img, None)`` when nothing was trimmed.
+    the colour of that side's outermost line; left/right bars are measured over
+    the rows that remain, so bars on all four sides are found. Detection runs
+    on a downscaled copy and is refined at full resolution.
+
+    The bars of one dimension are trimmed when they add up to at most
+    :data:`SAFE_TRIM_FRACTION` of it (whatever their balance), or, up to
+    ``max_fraction``, when they are balanced (the smaller bar about half the
+    larger or more, as when a picture is centred on a canvas) and what remains
+    is a real picture: at least :data:`_MIN_CONTENT_SIDE` pixels per side, pixel
+    values that spread, and not mostly the bar colour. A big one-sided uniform
+    area (a flat sky, a dark background) is therefore kept, and a uniform image
+    is never trimmed. ``max_fraction <= SAFE_TRIM_FRACTION`` gives the plain
+    "at most this share" rule. Returns ``(cropped, (left, top, right, bottom))``
+    in ``img`` coordinates, or ``(img, None)`` when nothing was trimmed.
     """
     w, h = img.size
     if w < 4 or h < 4:
@@ -138,46 +159,90 @@ def trim_uniform_borders(
     rgb = img if img.mode in ("RGB", "L") else img.convert("RGB")
     k = max(1, math.ceil(max(w, h) / 512))
     small = _as_hwc(rgb.reduce(k) if k > 1 else rgb)
+    box, refs, large = _find_box(rgb, small, k, tol, max_fraction)
+    if large and not _real_picture(small, box, k, refs, tol):
+        box, _, _ = _find_box(rgb, small, k, tol, min(max_fraction, SAFE_TRIM_FRACTION))
+    if box == (0, 0, w, h):
+        return img, None
+    return img.crop(box), box
+
+
+def _find_box(rgb: Image.Image, small: np.ndarray, k: int, tol: int, max_fraction: float
+              ) -> tuple[tuple[int, int, int, int], list[np.ndarray], bool]:
+    """Content box, the bar colours of the trimmed sides, and whether a dimension lost more than
+    :data:`SAFE_TRIM_FRACTION` (then the caller checks that the content is a real picture)."""
+    w, h = rgb.size
 
     def lines(x0: int, y0: int, x1: int, y1: int, columns: bool) -> np.ndarray:
         arr = _as_hwc(rgb.crop((x0, y0, x1, y1)))
         return arr.transpose(1, 0, 2) if columns else arr
 
-    top = _side_run(small, k, h, lambda a, b: lines(0, a, w, b, False), tol)
-    bottom = _side_run(small[::-1], k, h, lambda a, b: lines(0, h - b, w, h - a, False)[::-1], tol)
-    if top + bottom > max_fraction * h:
+    top, ref_t = _side_run(small, k, h, lambda a, b: lines(0, a, w, b, False), tol)
+    bottom, ref_b = _side_run(small[::-1], k, h, lambda a, b: lines(0, h - b, w, h - a, False)[::-1], tol)
+    ok_tb, large_tb = _bars_accepted(top, bottom, h, max_fraction)
+    if not ok_tb:
         top = bottom = 0
     # Left/right only over the rows that remain (handles letterbox + pillarbox).
     y0, y1 = top, h - bottom
     sy0 = min(math.ceil(y0 / k), small.shape[0] - 1)
     cols = small[sy0 : max(y1 // k, sy0 + 1)].transpose(1, 0, 2)
-    left = _side_run(cols, k, w, lambda a, b: lines(a, y0, b, y1, True), tol)
-    right = _side_run(cols[::-1], k, w, lambda a, b: lines(w - b, y0, w - a, y1, True)[::-1], tol)
-    if left + right > max_fraction * w:
+    left, ref_l = _side_run(cols, k, w, lambda a, b: lines(a, y0, b, y1, True), tol)
+    right, ref_r = _side_run(cols[::-1], k, w, lambda a, b: lines(w - b, y0, w - a, y1, True)[::-1], tol)
+    ok_lr, large_lr = _bars_accepted(left, right, w, max_fraction)
+    if not ok_lr:
         left = right = 0
-    if top == bottom == left == right == 0:
-        return img, None
-    box = (left, top, w - right, h - bottom)
-    return img.crop(box), box
+    refs = [r for run, r in ((top, ref_t), (bottom, ref_b), (left, ref_l), (right, ref_r)) if run and r is not None]
+    return (left, top, w - right, h - bottom), refs, (ok_tb and large_tb) or (ok_lr and large_lr)
 
 
-def _side_run(small: np.ndarray, k: int, full_len: int, full_lines, tol: int) -> int:
-    """Border thickness in full-resolution pixels of one side.
+def _bars_accepted(a: int, b: int, n: int, max_fraction: float) -> tuple[bool, bool]:
+    """(trim these two opposite bars?, is it a large trim that needs a real picture inside?)."""
+    total = a + b
+    if total <= min(max_fraction, SAFE_TRIM_FRACTION) * n:
+        return True, False
+    if total > max_fraction * n or n - total < _MIN_CONTENT_SIDE:
+        return False, False
+    # Big bars come in pairs around a centred picture; a big one-sided uniform area is more likely
+    # part of the picture (sky, background). Slack for a picture edge close to the bar colour.
+    return abs(a - b) <= total / 3 + 2, True
+
+
+def _real_picture(small: np.ndarray, box: tuple[int, int, int, int], k: int, refs: list[np.ndarray],
+                  tol: int) -> bool:
+    """Whether the content inside ``box`` (full-resolution coordinates) looks like a picture: its
+    pixel values spread and a fair share of them is away from every bar colour."""
+    x0, y0 = math.ceil(box[0] / k), math.ceil(box[1] / k)
+    x1, y1 = max(box[2] // k, x0 + 1), max(box[3] // k, y0 + 1)
+    region = small[y0:y1, x0:x1]
+    step = max(1, math.ceil(math.sqrt(region.shape[0] * region.shape[1] / 65536)))
+    px = region[::step, ::step].reshape(-1, region.shape[2]).astype(np.int16)
+    if px.shape[0] == 0 or float(px.std(axis=0).max()) < _MIN_CONTENT_SPREAD:
+        return False
+    near = np.zeros(px.shape[0], bool)
+    for ref in refs:
+        near |= np.abs(px - ref).max(axis=1) <= tol
+    return float(1.0 - near.mean()) >= _MIN_CONTENT_AWAY
+
+
+def _side_run(small: np.ndarray, k: int, full_len: int, full_lines, tol: int) -> tuple[int, np.ndarray | None]:
+    """Border thickness in full-resolution pixels of one side, and the bar colour.
 
     ``small`` holds the downscaled lines, outermost first, as (line, pixel,
     channel). The coarse count is refined on the next ``k`` full-resolution
     lines, which ``full_lines(a, b)`` returns (counted from the edge inward).
     """
     if 0 in small.shape[:2]:
-        return 0
+        return 0, None
     ref = np.median(small[0], axis=0).astype(np.int16)
     coarse = _border_run(small, ref, tol)
     if coarse >= small.shape[0]:
-        return full_len  # everything matches: the caller rejects this dimension
-    start = min(coarse * k, full_len)
-    if k == 1:
-        return start
-    return start + _border_run(full_lines(start, min(start + k, full_len)), ref, tol)
+        return full_len, ref  # everything matches: the caller rejects this dimension
+    run = min(coarse * k, full_len)
+    if k > 1:
+        run += _border_run(full_lines(run, min(run + k, full_len)), ref, tol)
+    if 2 <= run < full_len:  # a real bar: step over JPEG ringing where it meets the picture
+        run += _ringing_run(full_lines(run, min(run + _RINGING_LINES, full_len)), ref, tol)
+    return run, ref
 
 
 def _border_run(lines: np.ndarray, ref: np.ndarray, tol: int) -> int:
@@ -198,6 +263,16 @@ def _border_run(lines: np.ndarray, ref: np.ndarray, tol: int) -> int:
     return n
 
 
+def _ringing_run(lines: np.ndarray, ref: np.ndarray, tol: int) -> int:
+    """Number of leading lines that are bar blurred by JPEG ringing: most pixels within ``tol`` of
+    ``ref`` and a small mean deviation (the picture's first line, even a dark one, has more)."""
+    if 0 in lines.shape[:2]:
+        return 0
+    dev = np.abs(lines.astype(np.int16) - ref).max(axis=2)
+    ok = ((dev <= tol).mean(axis=1) >= _RINGING_PIXEL_SHARE) & (dev.mean(axis=1) <= 0.75 * tol)
+    return len(ok) if ok.all() else int(np.argmin(ok))
+
+
 def _as_hwc(img: Image.Image) -> np.ndarray:
     """Pixels as a (height, width, channels) array, also for single-band images."""
     arr = np.asarray(img)
@@ -216,9 +291,9 @@ def _scale_box(box: tuple[int, int, int, int], size: tuple[int, int], to: tuple[
 
 
 def _decode(
-    source: str | os.PathLike[str] | bytes, side: int | None, longest: bool, max_mp: float, trim: bool
+    source: str | os.PathLike[str] | bytes, side: int | None, longest: bool, max_mp: float, trim: float | None
 ) -> DecodedImage:
-    """Shared pipeline; maps every failure to :class:`DecodeError`."""
+    """Shared pipeline; maps every failure to :class:`DecodeError`. ``trim``: the trim's max_fraction, None: no trim."""
     path = None if isinstance(source, (bytes, bytearray, memoryview)) else str(os.fspath(source))
     fp: IO[bytes] | None = None
     try:
@@ -265,7 +340,7 @@ def _open_source(source: str | os.PathLike[str] | bytes, path: str | None) -> IO
 
 
 def _decode_stream(
-    fp: IO[bytes], path: str | None, side: int | None, longest: bool, max_mp: float, trim: bool
+    fp: IO[bytes], path: str | None, side: int | None, longest: bool, max_mp: float, trim: float | None
 ) -> DecodedImage:
     im = _open_image(fp)
     w, h = im.size
@@ -273,8 +348,9 @@ def _decode_stream(
     if mp > max_mp:
         raise DecodeError(f"image too large ({_fmt_mp(mp)} MP > cap {_fmt_mp(max_mp)} MP)", path)
     icc = im.info.get("icc_profile")
-    # A trim may remove up to DEFAULT_TRIM_MAX_FRACTION of a side: decode with headroom.
-    need = math.ceil(side / (1.0 - DEFAULT_TRIM_MAX_FRACTION)) if side and trim else side
+    # Headroom for a usual trim (a third of a side), not for the largest one: full-size decodes of
+    # big JPEGs would cost far more than the slight upscale of a picture inside very large bars.
+    need = math.ceil(side / (1.0 - _DECODE_TRIM_HEADROOM)) if side and trim is not None else side
     request = _draft_request(w, h, need, longest) if need else None
     if request is not None:
         try:  # JPEG (and pillow-heif) decode at 1/2, 1/4, 1/8 scale; a no-op elsewhere
@@ -295,9 +371,9 @@ def _decode_stream(
         img = img.transpose(_ORIENTATION[orientation])
     original = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
     box = None
-    if trim:
+    if trim is not None:
         decoded_size = img.size
-        img, dec_box = trim_uniform_borders(img)
+        img, dec_box = trim_uniform_borders(img, max_fraction=trim)
         box = _scale_box(dec_box, decoded_size, original) if dec_box else None
     if side:
         img = _resize_to(img, side, longest=longest)

@@ -537,6 +537,105 @@ def test_decode_trims_and_maps_box_to_original(tmp_path: Path):
     assert decode_image(p, target_side=256, trim_borders=False).trimmed_box is None
 
 
+# Shape-blind features (issue 14): bars of any size go when what remains is a real picture.
+
+
+def painting(w: int, h: int, seed: int = 0, dark: bool = False) -> Image.Image:
+    """Painting-like texture (smooth blobs plus grain), edges never uniform."""
+    rng = np.random.default_rng(seed)
+    blobs = Image.fromarray(rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8))
+    arr = np.asarray(blobs.resize((w, h), Image.Resampling.BICUBIC), np.int16) + rng.integers(-25, 26, (h, w, 3))
+    if dark:  # a genuinely dark background: values 0..~50, still textured
+        arr = arr // 5
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def framed(size: tuple[int, int], box: tuple[int, int, int, int], colour=(0, 0, 0), **kw) -> Image.Image:
+    img = Image.new("RGB", size, colour)
+    img.paste(painting(box[2] - box[0], box[3] - box[1], **kw), box[:2])
+    return img
+
+
+SHAPES = {  # name: canvas, content box, bar colour
+    "tall, 62% black pillarbox": ((600, 600), (186, 0, 414, 600), (0, 0, 0)),
+    "wide, 70% white letterbox": ((600, 600), (0, 180, 600, 420), (255, 255, 255)),
+    "all four sides, coloured": ((800, 600), (250, 150, 550, 450), (40, 90, 200)),
+    "tall in a wide grey canvas, 80% pillarbox": ((1000, 400), (400, 0, 600, 400), (128, 128, 128)),
+    "tiny picture, 90% bars both ways": ((500, 500), (225, 225, 275, 275), (0, 0, 0)),
+    "large file, both sides": ((3000, 2400), (1100, 300, 1900, 2100), (250, 250, 245)),
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_trim_large_bars_of_any_colour(name):
+    size, box, colour = SHAPES[name]
+    out, got = trim_uniform_borders(framed(size, box, colour))
+    assert_box(got, box)
+    assert out.size == (got[2] - got[0], got[3] - got[1])
+    # the old limit (a third of a side) left these bars in place
+    assert trim_uniform_borders(framed(size, box, colour), max_fraction=0.35)[1] != got
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_decoded_jpeg_keeps_the_pictures_aspect_ratio(tmp_path: Path, name):
+    size, box, colour = SHAPES[name]
+    p = tmp_path / "framed.jpg"
+    framed(size, box, colour).save(p, quality=85)
+    out = decode_image(p, target_side=224, trim_borders=True)
+    assert_box(out.trimmed_box, box, tol=max(3, size[0] // 200))  # JPEG ringing at the bar edge
+    want = (box[2] - box[0]) / (box[3] - box[1])
+    slack = max(0.05, 6 / min(box[2] - box[0], box[3] - box[1]))  # a few pixels of a small picture
+    assert out.image.width / out.image.height == pytest.approx(want, rel=slack)
+    assert min(out.image.size) <= 224
+    if name.startswith("large"):  # headroom stays modest: decoded reduced, then (at most) a little upscale later
+        assert min(out.image.size) >= 150
+
+
+def test_large_trim_keeps_a_dark_textured_background():
+    box = (190, 0, 410, 600)
+    _out, got = trim_uniform_borders(framed((600, 600), box, (0, 0, 0), dark=True))
+    assert_box(got, box)
+
+
+@pytest.mark.parametrize("quality", [75, 95])
+def test_jpeg_ringing_at_the_bar_edge_is_bar(tmp_path: Path, quality: int):
+    p = tmp_path / "ring.jpg"
+    framed((224, 224), (70, 0, 153, 224)).save(p, quality=quality)
+    assert_box(decode_image(p, target_side=224).trimmed_box, (70, 0, 153, 224), tol=2)
+
+
+def test_large_trims_need_a_real_picture_balanced_bars_and_room():
+    # a flat (or nearly flat) centre inside big bars: a design, not a letterboxed picture
+    flat = Image.new("RGB", (600, 600), (0, 0, 0))
+    flat.paste((120, 60, 30), (200, 0, 400, 600))
+    assert trim_uniform_borders(flat)[1] is None
+    faint = Image.new("RGB", (600, 600), (0, 0, 0))
+    faint.paste(Image.fromarray(np.random.default_rng(0).integers(20, 26, (600, 200, 3), dtype=np.uint8)), (200, 0))
+    assert trim_uniform_borders(faint)[1] is None
+    # a big one-sided uniform area (a dark sky) is part of the picture
+    sky = framed((400, 400), (0, 160, 400, 400))
+    assert trim_uniform_borders(sky)[1] is None
+    lopsided = framed((400, 400), (0, 40, 400, 200))  # bars 10% and 50%
+    assert trim_uniform_borders(lopsided)[1] is None
+    # a slightly off-centre picture is still letterboxed
+    assert_box(trim_uniform_borders(framed((400, 400), (0, 110, 400, 260)))[1], (0, 110, 400, 260))
+    # fewer than a few pixels left: not trimmed
+    sliver = framed((600, 600), (297, 0, 302, 600))
+    assert trim_uniform_borders(sliver)[1] is None
+
+
+def test_textured_border_region_and_uniform_images_are_never_trimmed(tmp_path: Path):
+    frame = painting(600, 600, seed=3, dark=True)  # dark but textured all the way to the edge
+    frame.paste(painting(200, 600, seed=4), (200, 0))
+    assert trim_uniform_borders(frame)[1] is None
+    for colour in ((0, 0, 0), (255, 255, 255), (90, 140, 60)):
+        flat = Image.new("RGB", (500, 300), colour)
+        assert trim_uniform_borders(flat)[1] is None
+        p = tmp_path / "flat.jpg"
+        flat.save(p, quality=70)
+        assert decode_image(p, target_side=224).trimmed_box is None
+
+
 def test_concurrent_decoding_is_consistent(tmp_path: Path):
     paths = []
     for i in range(12):
