@@ -22,6 +22,11 @@ Topics: NMI of the dominant topic with the label for both topic inputs (docs/top
 topic benchmark has written it, else computed with K = number of labels) and for the adapted space
 (LDA on the out-of-fold adapted embeddings).
 
+Shape leak: the pictures' aspect ratio (labels.csv `content_bbox_x0_y0_x1_y1` when present, else the
+file size) must not be what groups paintings.  In 5 aspect bins, NMI between the dominant topic (default
+topic input, K = number of labels) and the bin, and the share of each painting's 10 nearest neighbours
+(default blend, exact cosine) in its own bin against chance (sum of squared bin shares).
+
 Verifier ("same hand?"): labels held out in turn (never seen by adapter or verifier); ROC AUC and F1
 at the threshold chosen on training pairs, for pairs made only of held-out-label paintings (strict)
 and for held-out-label paintings against any other painting.
@@ -40,11 +45,12 @@ import numpy as np
 from artstyle_gui.core.adapt import AdapterConfig, train_adapter
 from artstyle_gui.core.analysis import PARTS, _ssqrt, blend, fit_parts, l2n, pca_counts, Projection
 from artstyle_gui.core.engine import DEFAULT_BLEND, Collection, Settings
-from artstyle_gui.core.evaluate import nmi
+from artstyle_gui.core.evaluate import ASPECT_BIN_NAMES, aspect_bins, box_size, nmi, shape_leak
 from artstyle_gui.core.progress import run
 from artstyle_gui.core.verify import evaluate_unseen_labels
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTENT_BOX_COLUMN = "content_bbox_x0_y0_x1_y1"
 
 
 def scores(emb: np.ndarray, y: np.ndarray, queries: np.ndarray, gallery: np.ndarray, k: int = 10
@@ -90,6 +96,52 @@ def local_gram(local: np.ndarray) -> np.ndarray:
         g = np.einsum("nic,nid->ncd", x, x) / cells
         out[s : s + 512] = g[:, iu[0], iu[1]]
     return out
+
+
+def record_aspect_bins(recs) -> tuple[np.ndarray, str]:
+    """Aspect bin of each record's picture, and where the sizes came from: the labels' content box (the
+    picture without its bars) when the collection has one, else the file's width/height (bars included:
+    the index keeps no trimmed box)."""
+    boxes = [box_size(r.labels.get(CONTENT_BOX_COLUMN)) for r in recs]
+    if any(boxes):
+        sizes, source = boxes, f"labels.csv `{CONTENT_BOX_COLUMN}` (the picture without its bars)"
+    else:
+        sizes = [(r.width, r.height) if r.width and r.height else None for r in recs]
+        source = "file width/height (bars included: the index keeps no trimmed box)"
+    w = [s[0] if s else np.nan for s in sizes]
+    h = [s[1] if s else np.nan for s in sizes]
+    return aspect_bins(w, h), source
+
+
+def shape_leak_figures(recs, emb: np.ndarray, topics: np.ndarray | None, topic_note: str,
+                       embedding: str = "default blend", k: int = 10) -> dict:
+    """The report's shape-leak entry for an embedding and the dominant topics (rows = recs)."""
+    bins, source = record_aspect_bins(recs)
+    sl = shape_leak(emb, bins, topics, k=k)
+    return {"embedding": embedding, "topics": topic_note, "aspect_source": source, "bins": list(ASPECT_BIN_NAMES),
+            "counts": sl.counts, "paintings": sl.n, "k": sl.k, "nmi_topic_aspect": sl.nmi_topic,
+            "same_bin_share": sl.same_bin, "chance": sl.chance}
+
+
+def shape_leak_line(sl: dict) -> str:
+    return (f"shape leak: NMI(topic, aspect bin) {sl['nmi_topic_aspect']:.3f}; neighbours in the query's aspect "
+            f"bin {sl['same_bin_share']:.3f} (chance {sl['chance']:.3f})")
+
+
+def shape_leak_lines(sl: dict | None) -> list[str]:
+    """Markdown section (nothing for a JSON written before the shape-leak figures existed)."""
+    if not sl:
+        return []
+    bins = ", ".join(f"{b}: {c:,}" for b, c in zip(sl["bins"], sl["counts"]))
+    return ["", "## Shape leak", "",
+            f"Aspect ratio (width / height) from {sl['aspect_source']}, in 5 bins ({bins}). The picture's shape "
+            "should not be what groups paintings: NMI near 0, and the share of a painting's "
+            f"{sl['k']} nearest neighbours ({sl['embedding']}) in its own aspect bin near chance (the share "
+            "expected from the bin sizes alone).", "",
+            "| embedding / topics | NMI(dominant topic, aspect bin) | neighbours in the query's aspect bin | chance |",
+            "|---|---|---|---|",
+            f"| {sl['embedding']} / {sl['topics']} | {sl['nmi_topic_aspect']:.3f} | {sl['same_bin_share']:.3f} | "
+            f"{sl['chance']:.3f} |"]
 
 
 def main() -> None:
@@ -244,6 +296,16 @@ def main() -> None:
     results["topics"] = topics
     log(json.dumps(topics))
 
+    # ---- shape leak: the default topics and neighbours should not group paintings by aspect ratio
+    if st.topic_input == "bovw":
+        t_counts = run(bovw_counts(raw["local"], raw["colour"], vocab_size=st.vocab_size, seed=st.seed)).counts
+    else:
+        t_counts = pca_counts(parts["deep"]).counts
+    tm = run(fit_topics(t_counts, k=k_topics, seed=st.seed, kind=st.topic_input))
+    results["shape_leak"] = shape_leak_figures(recs, blend(parts, W), tm.mixtures.argmax(1),
+                                               f"{st.topic_input} topics, K = {k_topics}")
+    log(shape_leak_line(results["shape_leak"]))
+
     # ---- verifier on labels never seen in training
     vals = np.array(classes, dtype=object).astype(str)
     order = vals[np.random.default_rng(0).permutation(len(vals))]
@@ -345,6 +407,7 @@ def write(res: dict, out: Path) -> None:
           "| topic input | NMI | source |", "|---|---|---|"]
     for t in res["topics"]:
         L.append(f"| {t['input']} | {t['nmi']:.3f} | {t['source']} |")
+    L += shape_leak_lines(res.get("shape_leak"))
     L += ["", "## Same hand? (verifier on labels never seen in training)", "",
           "Each row holds labels out in turn: the adapter (adapted rows) and the verifier are trained on the other "
           "labels only. *Pairs within held-out labels*: 7 rotations holding out 2 labels, test pairs made only of "

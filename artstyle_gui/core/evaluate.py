@@ -1,4 +1,4 @@
-"""Retrieval and topic quality against a label column: precision@K, mAP@K, NMI."""
+"""Retrieval and topic quality against a label column: precision@K, mAP@K, NMI; shape leak."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import PARTS, blend
+from .analysis import PARTS, blend, l2n
 
 
 @dataclass
@@ -58,3 +58,70 @@ def evaluate_parts(parts: dict[str, np.ndarray], weights: dict[str, float], labe
     out.append(retrieval_scores(blend(parts, weights), labels, k,
                                 "blend " + "/".join(f"{p}={weights.get(p, 0):g}" for p in PARTS)))
     return out
+
+
+#: Aspect-ratio bins (width / height of the picture without its bars): tall, portrait, square-ish,
+#: landscape, wide. Edges are roughly even steps of log aspect.
+ASPECT_EDGES = (0.6, 0.85, 1.18, 1.67)
+ASPECT_BIN_NAMES = ("< 0.6", "0.6-0.85", "0.85-1.18", "1.18-1.67", "> 1.67")
+
+
+def aspect_bins(width, height) -> np.ndarray:
+    """Aspect bin (0..4, see :data:`ASPECT_EDGES`) of each width/height pair; -1 where unknown."""
+    w = np.asarray(width, dtype=np.float64)
+    h = np.asarray(height, dtype=np.float64)
+    ok = np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0)
+    ratio = np.where(ok, w / np.where(ok, h, 1.0), 1.0)
+    return np.where(ok, np.searchsorted(ASPECT_EDGES, ratio, side="right"), -1).astype(np.int64)
+
+
+def box_size(text: str | None) -> tuple[int, int] | None:
+    """(width, height) of an "x0 y0 x1 y1" box (as in a labels.csv content box column), else None."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in str(text).replace(",", " ").split())
+    except (TypeError, ValueError):
+        return None
+    return (round(x1 - x0), round(y1 - y0)) if x1 > x0 and y1 > y0 else None
+
+
+@dataclass
+class ShapeLeak:
+    """How much the picture's shape groups paintings (it should not).
+
+    ``nmi_topic``: NMI between the dominant topic and the aspect bin (NaN without topics).
+    ``same_bin``: share of each query's ``k`` nearest neighbours (cosine, self excluded) that fall in the
+    query's aspect bin; ``chance``: the share expected when neighbours ignore shape (sum of squared bin
+    shares). ``counts``: paintings per bin; rows of unknown aspect are left out of everything.
+    """
+
+    nmi_topic: float
+    same_bin: float
+    chance: float
+    counts: list[int]
+    k: int
+    n: int
+
+
+def shape_leak(emb: np.ndarray, bins: np.ndarray, topics=None, k: int = 10) -> ShapeLeak:
+    """Shape-leak figures of an embedding (rows = paintings) and optional dominant topics."""
+    bins = np.asarray(bins)
+    keep = bins >= 0
+    b = bins[keep]
+    n = len(b)
+    counts = [int((b == i).sum()) for i in range(len(ASPECT_EDGES) + 1)]
+    chance = float(sum((c / n) ** 2 for c in counts)) if n else float("nan")
+    nmi_topic = float("nan")
+    if topics is not None and n:
+        nmi_topic = nmi(list(np.asarray(topics)[keep]), list(b))
+    k = min(k, n - 1)
+    if k < 1:
+        return ShapeLeak(nmi_topic, float("nan"), chance, counts, max(k, 0), n)
+    x = l2n(np.asarray(emb, dtype=np.float32)[keep])
+    same = []
+    for s in range(0, n, 1024):
+        sims = x[s : s + 1024] @ x.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, s + rows] = -np.inf
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        same.append((b[top] == b[s : s + sims.shape[0], None]).mean(axis=1))
+    return ShapeLeak(nmi_topic, float(np.concatenate(same).mean()), chance, counts, k, n)

@@ -246,3 +246,73 @@ def test_cli_adapt_compare_and_adapted_neighbours(indexed, tmp_path_factory, cap
     assert main(["-q", "evaluate", *base, "--label", "style", "--space", "base", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["retrieval"][3]["precision_at_k"] > 0.5
+
+
+# ------------------------------------------------------------------ shape leak (issue 14)
+def test_aspect_bins_and_content_box_sizes():
+    from artstyle_gui.core.evaluate import aspect_bins, box_size
+
+    w = [85, 160, 224, 300, 400, 224, 0, float("nan")]
+    h = [224, 224, 224, 224, 224, 85, 224, 224]
+    assert aspect_bins(w, h).tolist() == [0, 1, 2, 3, 4, 4, -1, -1]
+    assert aspect_bins([59, 60, 85, 118, 167], [100] * 5).tolist() == [0, 1, 2, 3, 4]  # an edge opens its bin
+    assert box_size("70 0 153 224") == (83, 224) and box_size("0,21,224,202") == (224, 181)
+    assert box_size("") is None and box_size(None) is None and box_size("5 5 5 9") is None
+
+
+def _shape_data(n: int = 1200, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    bins = rng.choice(5, size=n, p=[0.1, 0.3, 0.35, 0.2, 0.05])
+    chance = sum(np.mean(bins == b) ** 2 for b in range(5))
+    return rng, bins, chance
+
+
+def test_shape_leak_sees_an_embedding_that_groups_by_aspect():
+    from artstyle_gui.core.evaluate import shape_leak
+
+    rng, bins, chance = _shape_data()
+    leaky = np.eye(5)[bins] * 3 + rng.normal(0, 1, (len(bins), 5))  # shape dominates the cosine
+    leaky = np.concatenate([leaky, rng.normal(0, 1, (len(bins), 20))], axis=1)
+    res = shape_leak(leaky, bins, topics=bins * 7 + 1)
+    assert res.chance == pytest.approx(chance) and res.k == 10 and res.n == len(bins)
+    assert res.same_bin > 0.8 > chance + 0.4
+    assert res.nmi_topic == pytest.approx(1.0)
+    assert res.counts == [int((bins == b).sum()) for b in range(5)]
+
+
+def test_shape_leak_of_a_shape_blind_embedding_is_about_chance():
+    from artstyle_gui.core.evaluate import shape_leak
+
+    rng, bins, chance = _shape_data(seed=1)
+    bins[:50] = -1  # unknown aspect: left out
+    res = shape_leak(rng.normal(0, 1, (len(bins), 16)), bins, topics=rng.integers(0, 7, len(bins)))
+    assert res.n == len(bins) - 50
+    assert abs(res.same_bin - res.chance) < 0.04
+    assert res.nmi_topic < 0.02
+    assert np.isnan(shape_leak(rng.normal(0, 1, (len(bins), 4)), bins).nmi_topic)  # no topics
+
+
+def test_quality_report_shape_leak_from_the_content_box_or_the_file_size():
+    from types import SimpleNamespace
+
+    from benchmarks.quality import CONTENT_BOX_COLUMN, shape_leak_figures, shape_leak_line, shape_leak_lines
+
+    rng = np.random.default_rng(2)
+    tall, wide = "70 0 153 224", "0 60 224 164"
+    recs = [SimpleNamespace(labels={CONTENT_BOX_COLUMN: tall if i % 2 else wide}, width=224, height=224)
+            for i in range(60)]
+    emb = np.stack([[1.0, 0.0] if i % 2 else [0.0, 1.0] for i in range(60)]) + rng.normal(0, 0.05, (60, 2))
+    sl = shape_leak_figures(recs, emb, np.arange(60) % 2, "bovw topics, K = 2")
+    assert "content_bbox" in sl["aspect_source"] and sl["counts"] == [30, 0, 0, 0, 30]
+    assert sl["same_bin_share"] == pytest.approx(1.0) and sl["chance"] == pytest.approx(0.5)
+    assert sl["nmi_topic_aspect"] == pytest.approx(1.0)
+    line = shape_leak_line(sl)
+    assert line == "shape leak: NMI(topic, aspect bin) 1.000; neighbours in the query's aspect bin 1.000 (chance 0.500)"
+    md = "\n".join(shape_leak_lines(sl))
+    assert "## Shape leak" in md and "| 1.000 | 1.000 | 0.500 |" in md
+    assert shape_leak_lines(None) == []
+    # no content box column: the file's own size (here every file is square, so one bin)
+    plain = [SimpleNamespace(labels={"style": "x"}, width=224, height=224) for _ in range(60)]
+    sl = shape_leak_figures(plain, emb, None, "none")
+    assert "file width/height" in sl["aspect_source"] and sl["counts"] == [0, 0, 60, 0, 0]
+    assert sl["same_bin_share"] == 1.0 and sl["chance"] == 1.0
