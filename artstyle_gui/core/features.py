@@ -62,6 +62,7 @@ class Prepared:
     colour: np.ndarray  # (bins^3,) float32
     width: int
     height: int
+    aspect: float = 1.0  # width / height of the picture after the bars were trimmed (what the network saw)
 
 
 def prepare(data: bytes, *, bins: int = 8, trim_borders: bool = True, max_megapixels: float = 400.0) -> Prepared:
@@ -73,7 +74,7 @@ def prepare(data: bytes, *, bins: int = 8, trim_borders: bool = True, max_megapi
     img = dec.image
     return Prepared(
         crop=center_crop(img), colour=colour_histogram(img, bins), width=dec.original_size[0],
-        height=dec.original_size[1],
+        height=dec.original_size[1], aspect=img.width / max(1, img.height),
     )
 
 
@@ -85,6 +86,10 @@ class FeatureLayout:
     gram_dims: tuple[int, ...]
     colour_dim: int
     local_shape: tuple[int, int]
+    #: 1: the log aspect ratio of the trimmed picture is stored last (feature sets of backbones with
+    #: ``BackboneInfo.shape_part``), so the analysis can keep the picture's shape out of the topics;
+    #: 0 for the feature sets made before it existed (their blobs are unchanged)
+    shape_dim: int = 0
 
     @classmethod
     def for_backbone(cls, info: BackboneInfo, bins: int) -> "FeatureLayout":
@@ -93,21 +98,27 @@ class FeatureLayout:
             gram_dims=tuple(c * (c + 1) // 2 for c in info.gram_channels),
             colour_dim=bins**3,
             local_shape=(LOCAL_GRID * LOCAL_GRID, info.local_channels),
+            shape_dim=1 if info.shape_part else 0,
         )
 
     @property
     def size(self) -> int:
-        return self.deep_dim + sum(self.gram_dims) + self.colour_dim + self.local_shape[0] * self.local_shape[1]
+        return (self.deep_dim + sum(self.gram_dims) + self.colour_dim + self.local_shape[0] * self.local_shape[1]
+                + self.shape_dim)
 
-    def pack(self, deep: np.ndarray, grams: list[np.ndarray], colour: np.ndarray, local: np.ndarray) -> bytes:
+    def pack(self, deep: np.ndarray, grams: list[np.ndarray], colour: np.ndarray, local: np.ndarray,
+             aspect: float = 1.0) -> bytes:
         parts = [deep.ravel(), *[g.ravel() for g in grams], colour.ravel(), local.ravel()]
+        if self.shape_dim:
+            parts.append(np.array([np.log(max(aspect, 1e-3))], np.float32))
         v = np.concatenate(parts).astype(np.float16)
         if v.size != self.size:
             raise ValueError(f"feature size {v.size} != layout {self.size}")
         return v.tobytes()
 
     def unpack_many(self, blobs: list[bytes]) -> dict[str, np.ndarray]:
-        """Stack blobs into arrays: deep (N,D) f32, gram<i> (N,Gi) f32, colour (N,C) f32, local (N,49,L) f16."""
+        """Stack blobs into arrays: deep (N,D) f32, gram<i> (N,Gi) f32, colour (N,C) f32, local (N,49,L) f16,
+        and, where the layout stores it, shape (N,) f32: the log aspect ratio of the trimmed picture."""
         n = len(blobs)
         m = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.size) if n else np.zeros(
             (0, self.size), np.float16
@@ -121,5 +132,9 @@ class FeatureLayout:
             o += g
         out["colour"] = m[:, o : o + self.colour_dim].astype(np.float32)
         o += self.colour_dim
-        out["local"] = m[:, o:].reshape(n, *self.local_shape).copy()
+        nl = self.local_shape[0] * self.local_shape[1]
+        out["local"] = m[:, o : o + nl].reshape(n, *self.local_shape).copy()
+        o += nl
+        if self.shape_dim:
+            out["shape"] = m[:, o].astype(np.float32)
         return out

@@ -83,7 +83,7 @@ class FinetuneConfig:
     def validate(self) -> None:
         if self.backbone not in REGISTRY:
             raise ArtStyleError(f"Unknown backbone {self.backbone!r}; choose one of {', '.join(REGISTRY)}.")
-        top = EFFNET_BLOCKS if self.backbone == "effnet-lite0" else RESNET_LAYERS
+        top = EFFNET_BLOCKS if REGISTRY[self.backbone].family == "effnet-lite0" else RESNET_LAYERS
         if not 1 <= self.stages <= top:
             raise ArtStyleError(f"stages must be between 1 and {top} for {self.backbone}.")
         if not 0.0 < self.holdout < 0.9:
@@ -248,12 +248,12 @@ def _load_trainable(cfg: FinetuneConfig):
     """(model, frozen_fn, trainable_modules, trainable_fn, mean, std, base_weights_path, dim)."""
     from . import backbones as bb
 
-    if cfg.backbone == "effnet-lite0":
+    if REGISTRY[cfg.backbone].family == "effnet-lite0":
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as e:
             raise BackboneUnavailable("Fine-tuning needs the package 'efficientnet-lite-pytorch'.") from e
-        path = cfg.base_weights or bb.effnet_weights_path()
+        path = cfg.base_weights or bb.default_weights_path(cfg.backbone) or bb.effnet_weights_path()
         model = EfficientNet.from_name("efficientnet-lite0")
         missing, _ = model.load_state_dict(bb.load_weights_file(path), strict=False)
         if missing:

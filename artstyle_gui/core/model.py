@@ -11,11 +11,15 @@ from typing import Any
 import numpy as np
 
 from .analysis import PARTS, TOPIC_INPUTS, PartModel, TopicModel
-from .backbones import DEFAULT_BACKBONE, REGISTRY, file_sha256
+from .backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, file_sha256
 from .errors import ArtStyleError, IndexCorrupt
 from .neighbors import NeighbourIndex
 
-DEFAULT_BLEND = {"deep": 1.0, "texture": 0.5, "colour": 0.25}
+#: the art style model's deep feature carries most of what the texture and colour parts add; with more of
+#: them (the ImageNet default below) its precision@10 on wikiart7-dev fell from 0.59 to 0.58 (docs/quality.md)
+DEFAULT_BLEND = {"deep": 1.0, "texture": 0.25, "colour": 0.1}
+#: the defaults of the ImageNet backbone, the default before the art style model shipped (docs/quality.md)
+IMAGENET_DEFAULTS = {"topic_input": "bovw", "blend": {"deep": 1.0, "texture": 0.5, "colour": 0.25}}
 ANALYSIS_VERSION = 3
 
 
@@ -35,7 +39,7 @@ class Settings:
     colour_components: int = 64
     blend: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
     metric: str = "cosine"
-    topic_input: str = "bovw"
+    topic_input: str = "style"
     k: int | None = None  # None: automatic (perplexity elbow over k_range)
     k_range: tuple[int, int] = (5, 20)
     vocab_size: int = 256
@@ -109,6 +113,27 @@ class Settings:
         if "k_range" in d:
             d["k_range"] = tuple(d["k_range"])
         return cls(**d)
+
+
+def default_settings_for(backbone: str) -> Settings:
+    """The default settings of a backbone: the art model's are :class:`Settings`' own; the ImageNet
+    backbone keeps the topic input and blend it had as the default (measured best for it)."""
+    if backbone == IMAGENET_BACKBONE:
+        return Settings(backbone=backbone, topic_input=IMAGENET_DEFAULTS["topic_input"],
+                        blend=dict(IMAGENET_DEFAULTS["blend"]))
+    return Settings(backbone=backbone)
+
+
+def upgraded_to_art_model(s: Settings) -> Settings:
+    """``s`` moved to the art style model (the app's re-index offer): what was the ImageNet default
+    (topic input, blend) becomes the art model's default; anything the user chose is kept."""
+    from dataclasses import replace
+
+    new = default_settings_for(DEFAULT_BACKBONE)
+    old = default_settings_for(IMAGENET_BACKBONE)
+    return replace(s, backbone=DEFAULT_BACKBONE, weights_file=None,
+                   topic_input=new.topic_input if s.topic_input == old.topic_input else s.topic_input,
+                   blend=dict(new.blend) if s.blend == old.blend else dict(s.blend))
 
 
 @dataclass

@@ -75,6 +75,7 @@ def test_external_image_query_is_not_added(indexed, tmp_path):
 def test_blend_weights_change_ranking_without_extraction(indexed, monkeypatch):
     col, _, an, _ = indexed
     before = [n.row for n in col.similar(0, k=8)]
+    default = dict(col.settings.blend)
     import artstyle_gui.core.backbones as bb
 
     monkeypatch.setattr(bb, "load_backbone", lambda *a, **k: pytest.fail("must not reload the model"))
@@ -85,7 +86,7 @@ def test_blend_weights_change_ranking_without_extraction(indexed, monkeypatch):
         exact = np.argsort(-(an.parts["colour"] @ an.parts["colour"][0]))[1:9]
         assert [n.row for n in colour_only][:3] == list(exact[:3])
     finally:
-        col.set_blend({"deep": 1.0, "texture": 0.5, "colour": 0.25})
+        col.set_blend(default)
     assert [n.row for n in col.similar(0, k=8)] == before
 
 
