@@ -123,6 +123,47 @@ class MessageBar(QFrame):
         self.hide()
 
 
+class UpgradeBar(QFrame):
+    """An inline offer above the panels: this collection uses the older ImageNet features; re-index it
+    with the art style model? Never modal; "Not now" is remembered for that folder by the window."""
+
+    reindex_requested = Signal()
+    declined = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("UpgradeBar")
+        self.setStyleSheet("#UpgradeBar { background: rgba(58, 130, 217, 36); border: 1px solid rgba(58,130,217,130);"
+                           " border-radius: 4px; }")
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.reindex = QPushButton("Re-index with the art model")
+        self.reindex.setToolTip("Extract the art style model's features for every painting (the ImageNet features "
+                                "are kept: Settings > Backbone switches back without re-reading the images)")
+        self.later = QPushButton("Not now")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 4, 4)
+        row.addWidget(QLabel("ℹ"))
+        row.addWidget(self.text, 1)
+        row.addWidget(self.reindex)
+        row.addWidget(self.later)
+        self.reindex.clicked.connect(self._on_reindex_clicked)
+        self.later.clicked.connect(self._on_later_clicked)
+        self.hide()
+
+    def offer(self, message: str) -> None:
+        self.text.setText(message)
+        self.show()
+
+    def _on_reindex_clicked(self) -> None:
+        self.hide()
+        self.reindex_requested.emit()
+
+    def _on_later_clicked(self) -> None:
+        self.hide()
+        self.declined.emit()
+
+
 def _escape(s: str) -> str:
     import html
 

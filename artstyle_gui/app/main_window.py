@@ -13,6 +13,8 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QS
                                QVBoxLayout, QWidget)
 
 from .. import __version__
+from ..core.backbones import IMAGENET_BACKBONE
+from ..core.model import upgraded_to_art_model
 from ..core.imageio import IMAGE_EXTENSIONS
 from . import prefs
 from .adapt_view import StyleTools
@@ -20,7 +22,7 @@ from .colors import style_plot
 from .controller import Controller
 from .detail import DetailPanel
 from .duplicates_view import DuplicatesDialog
-from .feedback import MessageBar, ProgressWidget
+from .feedback import MessageBar, ProgressWidget, UpgradeBar
 from .gallery import GalleryPanel
 from .heatmap import HeatmapView
 from .problems import ProblemsPanel
@@ -71,11 +73,15 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([880, 520])
         self.splitter.setChildrenCollapsible(False)
         self.message_bar = MessageBar()
+        self.upgrade_bar = UpgradeBar()
+        self.upgrade_bar.reindex_requested.connect(self._on_upgrade_reindex_requested)
+        self.upgrade_bar.declined.connect(self._on_upgrade_declined)
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 0)
         lay.setSpacing(4)
         lay.addWidget(self.message_bar)
+        lay.addWidget(self.upgrade_bar)
         lay.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
@@ -350,6 +356,28 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{col.root.name} — artstyle")
         prefs.add_recent_folder(col.root)
         self.status_info.setText("")
+        self._offer_art_model(col)
+
+    def _offer_art_model(self, col) -> None:
+        """A collection indexed with the old default (ImageNet Lite0) is offered the art style model."""
+        old = col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file
+        if not old or prefs.upgrade_declined(col.root):
+            self.upgrade_bar.hide()
+            return
+        self.upgrade_bar.offer(
+            "This collection was indexed with the older ImageNet features, which know objects better than styles. "
+            "The art style model finds paintings of the same style more often (docs/quality.md).")
+
+    def _on_upgrade_reindex_requested(self) -> None:
+        c = self.controller
+        if c.collection is None:
+            return
+        c.apply_settings(upgraded_to_art_model(c.settings))
+        prefs.save_engine_settings(c.settings)
+
+    def _on_upgrade_declined(self) -> None:
+        if self.controller.collection is not None:
+            prefs.set_upgrade_declined(self.controller.collection.root)
 
     def _on_controller_analysis_changed(self, an) -> None:
         if an is None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from ..core.backbones import IMAGENET_BACKBONE
 from ..core.engine import Settings
+from ..core.model import upgraded_to_art_model
 
 ORG = "artstyle_gui"
 APP = "artstyle-gui"
@@ -20,12 +22,24 @@ def qsettings() -> QSettings:
     return QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, ORG, APP)
 
 
+#: 2: the art style model became the default backbone. Settings saved before it name the ImageNet
+#: backbone only because it was the default then, so new collections move to the art model.
+SETTINGS_VERSION = 2
+
+
 def load_engine_settings() -> Settings:
-    raw = qsettings().value("engine/settings", "")
+    q = qsettings()
+    raw = q.value("engine/settings", "")
     if raw:
         try:
             s = Settings.from_json(json.loads(str(raw)))
             s.validate()
+            try:
+                version = int(q.value("engine/settings_version", 1))
+            except (TypeError, ValueError):
+                version = 1
+            if version < 2 and s.backbone == IMAGENET_BACKBONE and not s.weights_file:
+                s = upgraded_to_art_model(s)
             return s
         except Exception:  # corrupt or from another version: fall back to defaults
             pass
@@ -33,7 +47,30 @@ def load_engine_settings() -> Settings:
 
 
 def save_engine_settings(s: Settings) -> None:
-    qsettings().setValue("engine/settings", json.dumps(s.to_json()))
+    q = qsettings()
+    q.setValue("engine/settings", json.dumps(s.to_json()))
+    q.setValue("engine/settings_version", SETTINGS_VERSION)
+
+
+def upgrade_declined(folder: str | Path) -> bool:
+    """Whether "Not now" was chosen for the art-model re-index offer of this collection."""
+    return str(Path(folder).resolve()) in _json_list("upgrade/declined")
+
+
+def set_upgrade_declined(folder: str | Path) -> None:
+    items = _json_list("upgrade/declined")
+    p = str(Path(folder).resolve())
+    if p not in items:
+        qsettings().setValue("upgrade/declined", json.dumps((items + [p])[-200:]))
+
+
+def _json_list(key: str) -> list[str]:
+    raw = qsettings().value(key, "")
+    try:
+        items = json.loads(str(raw)) if raw else []
+    except ValueError:
+        items = []
+    return [x for x in items if isinstance(x, str)] if isinstance(items, list) else []
 
 
 def recent_folders() -> list[str]:

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from ..core.backbones import REGISTRY
 from ..core.finetune import list_finetuned
-from ..core.engine import DEFAULT_BLEND, Settings
+from ..core.engine import Settings
+from ..core.model import default_settings_for
 from .topic_browser import TOPIC_INPUTS
 
 TUNED_PREFIX = "finetuned:"
@@ -64,7 +65,7 @@ class SettingsDialog(QDialog):
             sb.setDecimals(2)
             self.blend[part] = sb
         reset = QPushButton("Defaults")
-        reset.clicked.connect(lambda: [self.blend[p].setValue(v) for p, v in DEFAULT_BLEND.items()])
+        reset.clicked.connect(self._on_reset_blend_clicked)
         self.metric_box = QComboBox()
         self.metric_box.addItem("cosine similarity", "cosine")
         self.metric_box.addItem("euclidean distance", "euclidean")
@@ -133,6 +134,13 @@ class SettingsDialog(QDialog):
         lay.addWidget(buttons)
         self.auto_k.toggled.connect(lambda on: self.k.setEnabled(not on))
         self.set_values(settings, thumb_size)
+
+    def _on_reset_blend_clicked(self) -> None:
+        """The default blend of the chosen backbone (the art model's differs from ImageNet's)."""
+        data = str(self.backbone.currentData())
+        backbone = self._tuned.get(data[len(TUNED_PREFIX):], "effnet-lite0") if data.startswith(TUNED_PREFIX) else data
+        for p, v in default_settings_for(backbone).blend.items():
+            self.blend[p].setValue(v)
 
     def _on_backbone_chosen(self, index: int) -> None:
         data = str(self.backbone.itemData(index))

@@ -19,7 +19,8 @@ from .gallery import caption_of
 from .thumbstrip import Card, ThumbStrip
 
 TOP_N = 24
-TOPIC_INPUTS = [("bovw", "Visual words (local features + colour)"),
+TOPIC_INPUTS = [("style", "Style codes (the art model's sense of style)"),
+                ("bovw", "Visual words (local features + colour)"),
                 ("pca", "PCA scores of deep features")]
 
 
