@@ -420,6 +420,14 @@ class _Runner:
         self._remove_tmp()
 
 
+def _live_topics(mix: np.ndarray) -> int:
+    """Topics that are used: the dominant topic of some painting, or 1 % of the collection's mass."""
+    if mix.size == 0:
+        return mix.shape[1] if mix.ndim == 2 else 0
+    dominant = np.bincount(mix.argmax(1), minlength=mix.shape[1]) > 0
+    return int((dominant | (mix.sum(0) >= 0.01 * len(mix))).sum())
+
+
 def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, int] = (5, 20),
                seed: int = 0, kind: str = "bovw", processes: int | None = None) -> ProgressGen[TopicModel]:
     """LDA topics of ``counts``: K given, or picked by the perplexity elbow over ``k_range`` (fitted on
@@ -448,10 +456,18 @@ def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, 
                 curve_p.append(result())
             k = knee(curve_k, curve_p)
             yield Progress("k-select", len(ks), len(ks), f"chose K={k} (perplexity elbow)")
+        auto = bool(curve_k)
         k = int(max(1, k))
-        final = runner.submit(_final_fit, k, runner.share("counts", counts), seed, runner.out_dir)
+        shared = runner.share("counts", counts)
+        final = runner.submit(_final_fit, k, shared, seed, runner.out_dir)
         yield Progress("topics", 0, 1, f"fitting {k} topics on {n:,} paintings")
         mix, components = (_as_array(a) for a in final())
+        live = _live_topics(mix)
+        while auto and 2 <= live < k:  # an automatic K that leaves topics empty: fit the topics that are used
+            yield Progress("topics", 0, 1, f"K={k} left {k - live} topic(s) empty: fitting {live} topics")
+            k = live
+            mix, components = (_as_array(a) for a in runner.submit(_final_fit, k, shared, seed, runner.out_dir)())
+            live = _live_topics(mix)
         yield Progress("topics", 1, 1, f"{k} topics fitted")
     finally:
         runner.close()

@@ -56,3 +56,23 @@ def test_cancelled_sweep_ends_its_processes_and_files(tmp_path, monkeypatch):
         assert not closer.is_alive(), "Cancel hung while ending the worker processes"
         assert multiprocessing.active_children() == []
         assert list(tmp_path.iterdir()) == []
+
+
+def test_automatic_k_never_leaves_a_topic_empty():
+    """An automatic K whose fit leaves topics unused is refitted with the topics that are used (a
+    topic no painting has would be a dead entry in every view); a K given by the user is kept."""
+    from artstyle_gui.core.analysis import _live_topics, fit_topics
+    from artstyle_gui.core.progress import collect
+
+    mix = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0]])
+    assert _live_topics(mix) == 2
+    assert _live_topics(np.array([[0.5, 0.3, 0.2]] * 10)) == 3  # used by mass, never dominant
+    rng = np.random.default_rng(0)
+    counts = np.zeros((60, 12), np.float32)  # two sharply separated groups of paintings
+    counts[:30, :6] = rng.poisson(20, (30, 6))
+    counts[30:, 6:] = rng.poisson(20, (30, 6))
+    events, tm = collect(fit_topics(counts, k_range=(5, 8), seed=0, processes=0))
+    assert _live_topics(tm.mixtures) == tm.k
+    assert tm.curve_k == list(range(5, 9))  # the sweep is kept as it was
+    _, fixed = collect(fit_topics(counts, k=6, seed=0, processes=0))
+    assert fixed.k == 6
