@@ -463,7 +463,9 @@ def fit_topics(counts: np.ndarray, *, k: int | None = None, k_range: tuple[int, 
         yield Progress("topics", 0, 1, f"fitting {k} topics on {n:,} paintings")
         mix, components = (_as_array(a) for a in final())
         live = _live_topics(mix)
-        while auto and 2 <= live < k:  # an automatic K that leaves topics empty: fit the topics that are used
+        floor = max(2, k_range[0])
+        while auto and live < k and k > floor:  # an automatic K that leaves topics empty: fit the topics used
+            live = max(live, floor)  # (never below the range the user gave)
             yield Progress("topics", 0, 1, f"K={k} left {k - live} topic(s) empty: fitting {live} topics")
             k = live
             mix, components = (_as_array(a) for a in runner.submit(_final_fit, k, shared, seed, runner.out_dir)())

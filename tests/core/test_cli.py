@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from artstyle_gui.core.backbones import DEFAULT_BACKBONE
 from artstyle_gui.cli import main
 from artstyle_gui.core.summaries import csv_safe, unescape_csv
 
@@ -71,7 +72,7 @@ def test_export_parses_and_carries_provenance(cli_collection, tmp_path, capsys):
     for key in ("backbone", "weights_sha256", "blend_weights", "pca_components", "topic_input", "k", "seed",
                 "created", "app_version"):
         assert key in prov
-    assert prov["backbone"] == "effnet-lite0" and len(prov["weights_sha256"]) == 64
+    assert prov["backbone"] == DEFAULT_BACKBONE and len(prov["weights_sha256"]) == 64
 
 
 def test_export_inside_collection_is_refused(cli_collection, capsys):

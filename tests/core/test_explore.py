@@ -68,6 +68,12 @@ def _style(relpath: str) -> str:
 
 
 
+#: the steering and topic-name tests run on visual-word topics, whose mixtures on these synthetic
+#: paintings are spread over several topics (the art model's style codes give near one-hot mixtures
+#: here and merge two of the four synthetic styles at K = 4)
+EXPLORE = {"k": 4, "topic_input": "bovw"}
+
+
 @pytest.fixture(scope="module")
 def planted(synth_src, tmp_path_factory):
     """The synthetic collection plus planted near-duplicates, indexed once (K = 4)."""
@@ -78,7 +84,7 @@ def planted(synth_src, tmp_path_factory):
     _plant(root)
     labels = src.parent / "labels.csv"
     idx = base / "idx"
-    col = Collection(root, settings=Settings(k=4), index_dir=idx, labels_csv=labels)
+    col = Collection(root, settings=Settings(**EXPLORE), index_dir=idx, labels_csv=labels)
     run(col.index())
     yield col, root, idx, labels
     col.close()
@@ -90,7 +96,7 @@ def _clone(planted, tmp_path) -> Collection:
     root2, idx2 = tmp_path / "collection", tmp_path / "idx"
     shutil.copytree(root, root2)
     shutil.copytree(idx, idx2, ignore=shutil.ignore_patterns("lock"))
-    return Collection(root2, settings=Settings(k=4), index_dir=idx2, labels_csv=labels)
+    return Collection(root2, settings=Settings(**EXPLORE), index_dir=idx2, labels_csv=labels)
 
 
 # --------------------------------------------------------------------------- near-duplicates
@@ -279,7 +285,7 @@ def test_saved_map_is_reused_and_follows_the_embedding(planted, tmp_path, monkey
         monkeypatch.setattr(stylemap, "compute_layout", fail)
         np.testing.assert_array_equal(run(col.style_map("pca")), xy)
         col.close()
-        col = Collection(col.root, settings=Settings(k=4), index_dir=col.index_dir)  # a new session: from disk
+        col = Collection(col.root, settings=Settings(**EXPLORE), index_dir=col.index_dir)  # a new session: from disk
         np.testing.assert_array_equal(col.saved_style_map("pca"), xy)
         np.testing.assert_array_equal(run(col.style_map("pca")), xy)
         # another embedding (blend weights): recomputed, and saved beside
@@ -332,8 +338,9 @@ def test_alpha_zero_without_adjustment_is_similar(indexed):
         assert all(abs(sum(n.shares.values()) - 1) < 1e-5 for n in b)
 
 
-def test_raising_a_topic_moves_paintings_rich_in_it_up(indexed):
-    col, _, an, _ = indexed
+def test_raising_a_topic_moves_paintings_rich_in_it_up(planted):
+    col = planted[0]
+    an = col._require()
     mix = an.topics.mixtures
     k = 16
     moved = 0
@@ -375,7 +382,7 @@ def test_topic_names_persist_show_in_exports_and_follow_the_model(planted, tmp_p
             col.set_topic_name(4, "no such topic")
         root, idx = col.root, col.index_dir
         col.close()
-        col = Collection(root, settings=Settings(k=4), index_dir=idx)  # reopened: names kept with the index
+        col = Collection(root, settings=Settings(**EXPLORE), index_dir=idx)  # reopened: names kept with the index
         assert col.topic_names() == {s: "Warm dots", o: "=HYPERLINK(x)"}
         an = col._require()
         export(an, tmp_path / "out", topic_names=col.topic_names())
@@ -414,7 +421,7 @@ def test_topic_names_persist_show_in_exports_and_follow_the_model(planted, tmp_p
 @pytest.fixture
 def cli(planted):
     col, root, idx, labels = planted
-    return root, ["--index-dir", str(idx), "--labels", str(labels), "--k", "4"]
+    return root, ["--index-dir", str(idx), "--labels", str(labels), "--k", "4", "--topic-input", "bovw"]
 
 
 def test_cli_map(cli, tmp_path, capsys):
@@ -467,7 +474,7 @@ def test_cli_steered_similar(cli, capsys):
     plain = [r["path"] for r in json.loads(capsys.readouterr().out)]
     assert main(["-q", "similar", str(root), q, "-k", "16", "--json", "--alpha", "0", *base]) == 0
     assert [r["path"] for r in json.loads(capsys.readouterr().out)["neighbours"]] == plain
-    col = Collection(root, settings=Settings(k=4), index_dir=base[1])
+    col = Collection(root, settings=Settings(**EXPLORE), index_dir=base[1])
     try:
         an = col._require()
         row = an.row_of(q)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from artstyle_gui.cli import main as cli_main
-from artstyle_gui.core.backbones import file_sha256, load_backbone
+from artstyle_gui.core.backbones import DEFAULT_BACKBONE, file_sha256, load_backbone
 from artstyle_gui.core.engine import Collection, Settings
 from artstyle_gui.core.errors import ArtStyleError
 from artstyle_gui.core.features import center_crop
@@ -64,8 +64,9 @@ def test_finetune_changes_only_the_last_stages_and_saves_a_loadable_backbone(lab
     assert resolve_weights("tiny-style") == str(pt)
 
     x = _crops(root, rows)
-    base = load_backbone("effnet-lite0").forward(x)
-    tuned = load_backbone("effnet-lite0", str(pt)).forward(x)
+    assert meta["backbone"] == DEFAULT_BACKBONE  # fine-tuned from the default (the art model)
+    base = load_backbone(DEFAULT_BACKBONE).forward(x)
+    tuned = load_backbone(DEFAULT_BACKBONE, str(pt)).forward(x)
     for g0, g1 in zip(base["grams"], tuned["grams"]):  # blocks 4 and 7: frozen
         np.testing.assert_allclose(g0, g1, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(base["local"], tuned["local"], rtol=1e-4, atol=1e-5)  # block 10: frozen

@@ -122,7 +122,7 @@ def test_adapted_space_for_neighbours_and_topics_base_stays_available(adapted, t
     make_painting("stripes", seed=4242).save(q)
     assert sum(n.relpath.startswith("stripes/") for n in col.similar_to_file(q, k=5)) >= 4
     an = run(col.use_space("base"))
-    assert an.space == "base" and an.topics.input_kind == "bovw"
+    assert an.space == "base" and an.topics.input_kind == Settings().topic_input
     for p in PARTS:
         np.testing.assert_array_equal(an.parts[p], base[p])
 

@@ -71,8 +71,10 @@ def test_automatic_k_never_leaves_a_topic_empty():
     counts = np.zeros((60, 12), np.float32)  # two sharply separated groups of paintings
     counts[:30, :6] = rng.poisson(20, (30, 6))
     counts[30:, 6:] = rng.poisson(20, (30, 6))
-    events, tm = collect(fit_topics(counts, k_range=(5, 8), seed=0, processes=0))
+    events, tm = collect(fit_topics(counts, k_range=(2, 8), seed=0, processes=0))
     assert _live_topics(tm.mixtures) == tm.k
-    assert tm.curve_k == list(range(5, 9))  # the sweep is kept as it was
+    assert tm.curve_k == list(range(2, 9))  # the sweep is kept as it was
+    _, floor = collect(fit_topics(counts, k_range=(5, 8), seed=0, processes=0))
+    assert floor.k >= 5  # never below the range the user gave
     _, fixed = collect(fit_topics(counts, k=6, seed=0, processes=0))
     assert fixed.k == 6
