@@ -351,11 +351,11 @@ def torchvision_models():
         import torchvision.models as models
     except Exception as e:
         if getattr(sys, "frozen", False):  # the desktop bundle: nothing to install into
-            remedy = "This build of the app does not include it: use the default backbone 'effnet-lite0'."
+            remedy = "This build of the app does not include it: use the default backbone 'effnet-lite0-art' (or 'effnet-lite0')."
         else:
             remedy = ("Install the torchvision built for your torch (pip install torchvision; for a CPU-only "
                       "torch: pip install torchvision --index-url https://download.pytorch.org/whl/cpu), "
-                      "or use the default backbone 'effnet-lite0', which does not need it.")
+                      "or use the default backbone 'effnet-lite0-art' (or 'effnet-lite0'), which does not need it.")
         raise BackboneUnavailable(
             "The resnet50 backbone needs torchvision, which is not available here "
             f"({type(e).__name__}: {str(e)[:200]}). {remedy}"
@@ -389,7 +389,7 @@ def _resnet_remedy(why: str) -> str:
         f"The resnet50 backbone needs torchvision's ImageNet weights, and {why}. Either connect to the "
         "internet once so torchvision can download them (hash-checked, cached in the torch hub folder), "
         "or pass a weights file with --weights FILE (a ResNet50 state dict, e.g. resnet50-11ad3fa6.pth). "
-        "The default backbone 'effnet-lite0' works offline."
+        "The default backbone 'effnet-lite0-art' (and 'effnet-lite0') works offline."
     )
 
 
