@@ -19,7 +19,7 @@ from .gallery import caption_of
 from .thumbstrip import Card, ThumbStrip
 
 TOP_N = 24
-TOPIC_INPUTS = [("style", "Style codes (the art model's sense of style)"),
+TOPIC_INPUTS = [("style", "Style codes (art model)"),
                 ("bovw", "Visual words (local features + colour)"),
                 ("pca", "PCA scores of deep features")]
 

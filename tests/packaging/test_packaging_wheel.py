@@ -45,6 +45,9 @@ def test_wheel_has_commands_resources_and_weights_dependency(wheel):
     for n in (16, 32, 48, 64, 128, 256, 512):
         assert f"artstyle_gui/_resources/icons/artstyle-gui-{n}.png" in names
     assert "artstyle_gui/_resources/icons/artstyle-gui.svg" in names
+    # the art style model (the default backbone) and its provenance ship inside the wheel
+    assert {"artstyle_gui/weights/effnet-lite0-art.pt", "artstyle_gui/weights/effnet-lite0-art.json"} <= names
+    assert z.getinfo("artstyle_gui/weights/effnet-lite0-art.pt").file_size > 5e6
     assert "artstyle_gui/launcher.py" in names and "artstyle_gui/app/main.py" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "packaging/"))]
 
