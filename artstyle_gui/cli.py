@@ -240,12 +240,19 @@ def _settings(args, index_dir_saved):
     st = Settings()
     if index_dir_saved is not None:
         st = index_dir_saved
-    if args.backbone:
-        st.backbone = args.backbone
+    if args.backbone and args.backbone != st.backbone:
+        from .core.model import with_backbone
+
+        st = with_backbone(st, args.backbone, st.weights_file)  # its default topic input and blend come along
     if args.weights:
-        from .core.finetune import resolve_weights
+        from .core.finetune import finetuned_info, resolve_weights
 
         st.weights_file = resolve_weights(args.weights)  # a file, or the name of a fine-tuned backbone
+        base = (finetuned_info(st.weights_file) or {}).get("backbone")
+        if not args.backbone and base in REGISTRY and base != st.backbone:  # a fine-tune runs on its own base
+            from .core.model import with_backbone
+
+            st = with_backbone(st, base, st.weights_file)
     if args.no_trim:
         st.trim_borders = False
     if args.max_megapixels:
@@ -353,9 +360,10 @@ def _ensure_analysis(col, quiet):
 def cmd_index(args) -> int:
     with open_collection(args) as col:
         if col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file and not args.backbone:
+            where = f" --index-dir {args.index_dir}" if args.index_dir else ""
             print(f"artstyle: note: this collection uses the older ImageNet features ({IMAGENET_BACKBONE}); "
-                  f"'artstyle index {args.folder} --backbone {DEFAULT_BACKBONE}' re-indexes it with the art style "
-                  "model (the ImageNet features are kept).", file=sys.stderr)
+                  f"'artstyle index {args.folder}{where} --backbone {DEFAULT_BACKBONE}' re-indexes it with the art "
+                  "style model (the ImageNet features are kept).", file=sys.stderr)
         rep = drive(col.update(retry_failed=args.retry_failed), args.quiet)
         print(rep.summary())
         for path, reason in rep.failed[:20]:

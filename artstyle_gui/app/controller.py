@@ -24,6 +24,7 @@ from ..core.app_support import preload_engine_modules, similar_in
 from ..core.topicsearch import format_topic_label
 from ..core.engine import Analysis, Collection, Neighbour, Settings, problems_of
 from ..core.errors import ArtStyleError
+from ..core.model import is_old_default, upgraded_to_art_model
 from ..core.progress import Progress, RateEstimator
 from ..core.store import FileRecord
 from . import prefs
@@ -268,6 +269,9 @@ class Controller(QObject, StyleJobs):
             if saved is not None:  # settings remembered in the index (by the app or the CLI) win
                 col.settings = saved
                 self.settings = replace(saved, blend=dict(saved.blend))
+            elif is_old_default(col.settings):  # after an old collection: a new one starts on the art model
+                col.settings = upgraded_to_art_model(col.settings)
+                self.settings = replace(col.settings, blend=dict(col.settings.blend))
             col.store.set_meta("settings", json.dumps(col.settings.to_json()))
         except Exception as e:  # noqa: BLE001
             self._report(e)

@@ -13,8 +13,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QS
                                QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core.backbones import IMAGENET_BACKBONE
-from ..core.model import upgraded_to_art_model
+from ..core.model import is_old_default, upgraded_to_art_model
 from ..core.imageio import IMAGE_EXTENSIONS
 from . import prefs
 from .adapt_view import StyleTools
@@ -351,6 +350,7 @@ class MainWindow(QMainWindow):
         if col is None:
             self.setWindowTitle("artstyle")
             self.loader.set_cache_dir(None)
+            self.upgrade_bar.hide()
             return
         self.loader.set_cache_dir(col.index_dir / "thumbnails")
         self.setWindowTitle(f"{col.root.name} — artstyle")
@@ -360,13 +360,12 @@ class MainWindow(QMainWindow):
 
     def _offer_art_model(self, col) -> None:
         """A collection indexed with the old default (ImageNet Lite0) is offered the art style model."""
-        old = col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file
-        if not old or prefs.upgrade_declined(col.root):
+        if col is None or not is_old_default(col.settings) or prefs.upgrade_declined(col.root):
             self.upgrade_bar.hide()
             return
         self.upgrade_bar.offer(
             "This collection was indexed with the older ImageNet features, which know objects better than styles. "
-            "The art style model, trained on 22,000 paintings, finds paintings of the same style more often. "
+            "The art style model, trained on 20,000 paintings, finds paintings of the same style more often. "
             "Re-indexing keeps the current features, so you can switch back in Settings.")
 
     def _on_upgrade_reindex_requested(self) -> None:
@@ -381,6 +380,8 @@ class MainWindow(QMainWindow):
             prefs.set_upgrade_declined(self.controller.collection.root)
 
     def _on_controller_analysis_changed(self, an) -> None:
+        if self.upgrade_bar.isVisible():  # gone once the collection moved to another backbone (Settings)
+            self._offer_art_model(self.controller.collection)
         if an is None:
             self.status_info.setText("")
             return

@@ -135,21 +135,32 @@ class SettingsDialog(QDialog):
         self.auto_k.toggled.connect(lambda on: self.k.setEnabled(not on))
         self.set_values(settings, thumb_size)
 
+    def _chosen_backbone(self, data: str | None = None) -> str:
+        data = str(self.backbone.currentData() if data is None else data)
+        return self._tuned.get(data[len(TUNED_PREFIX):], "effnet-lite0") if data.startswith(TUNED_PREFIX) else data
+
     def _on_reset_blend_clicked(self) -> None:
         """The default blend of the chosen backbone (the art model's differs from ImageNet's)."""
-        data = str(self.backbone.currentData())
-        backbone = self._tuned.get(data[len(TUNED_PREFIX):], "effnet-lite0") if data.startswith(TUNED_PREFIX) else data
-        for p, v in default_settings_for(backbone).blend.items():
+        for p, v in default_settings_for(self._chosen_backbone()).blend.items():
             self.blend[p].setValue(v)
 
     def _on_backbone_chosen(self, index: int) -> None:
         data = str(self.backbone.itemData(index))
+        # a topic input or blend left at the previous backbone's default follows to the new one's
+        prev, new = default_settings_for(self._shown_backbone), default_settings_for(self._chosen_backbone(data))
+        self._shown_backbone = new.backbone
+        if self.topic_input.currentData() == prev.topic_input:
+            self.topic_input.setCurrentIndex(max(0, self.topic_input.findData(new.topic_input)))
+        if all(abs(self.blend[p].value() - prev.blend.get(p, 0.0)) < 1e-6 for p in self.blend):
+            for p, v in new.blend.items():
+                self.blend[p].setValue(v)
         if data.startswith(TUNED_PREFIX):
             self.weights.setText(data[len(TUNED_PREFIX):])
         elif self.weights.text().strip() in self._tuned:  # back to a built-in: its default weights
             self.weights.clear()
 
     def set_values(self, s: Settings, thumb_size: int) -> None:
+        self._shown_backbone = s.backbone
         i = self.backbone.findData(TUNED_PREFIX + (s.weights_file or ""))
         self.backbone.setCurrentIndex(i if i >= 0 else max(0, self.backbone.findData(s.backbone)))
         self.weights.setText(s.weights_file or "")
@@ -167,8 +178,7 @@ class SettingsDialog(QDialog):
 
     def values(self) -> tuple[Settings, int]:
         """The edited settings (validated by the caller) and the thumbnail size."""
-        data = str(self.backbone.currentData())
-        backbone = self._tuned.get(data[len(TUNED_PREFIX):], "effnet-lite0") if data.startswith(TUNED_PREFIX) else data
+        backbone = self._chosen_backbone()
         s = replace(self._orig,
                     backbone=backbone,
                     weights_file=self.weights.text().strip() or None,

@@ -11,9 +11,10 @@ A backbone maps a batch of 224x224 RGB uint8 crops to
 Registered backbones:
 
 ``effnet-lite0-art`` (default)
-    EfficientNet-Lite0 whose last blocks (11-15 + head conv) the project trained on 22,056 WikiArt
-    paintings of 7 styles (``tools/train_style_model.py``; weights + provenance ship inside the
-    package in ``artstyle_gui/weights/``, float16, loaded ``weights_only``). Blocks 0-10 are the
+    EfficientNet-Lite0 whose last blocks (11-15 + head conv) the project trained on 20,291 of the
+    22,056 WikiArt paintings (7 styles) listed in wikiart7-train (``tools/train_style_model.py``;
+    weights + provenance ship inside the package in ``artstyle_gui/weights/``, float16, loaded
+    ``weights_only``). Blocks 0-10 are the
     ImageNet ones, so its texture (Gram) and local descriptors equal ``effnet-lite0``'s and only the
     pooled deep feature knows art.
 ``effnet-lite0``
@@ -184,7 +185,7 @@ EFFNET_INFO = BackboneInfo(
 )
 ART_INFO = BackboneInfo(
     name="effnet-lite0-art",
-    description="EfficientNet-Lite0 trained on 22,056 WikiArt paintings for style (offline default)",
+    description="EfficientNet-Lite0 trained on 20,291 WikiArt paintings for style (offline default)",
     deep_dim=1280,
     gram_channels=(40, 80),
     local_channels=112,

@@ -124,16 +124,27 @@ def default_settings_for(backbone: str) -> Settings:
     return Settings(backbone=backbone)
 
 
-def upgraded_to_art_model(s: Settings) -> Settings:
-    """``s`` moved to the art style model (the app's re-index offer): what was the ImageNet default
-    (topic input, blend) becomes the art model's default; anything the user chose is kept."""
+def with_backbone(s: Settings, backbone: str, weights_file: str | None = None) -> Settings:
+    """``s`` moved to ``backbone``: a topic input or blend that was the old backbone's default becomes the
+    new backbone's default (they are measured per backbone, docs/quality.md); anything the user chose
+    (another topic input, other weights, K, PCA size, ...) is kept."""
     from dataclasses import replace
 
-    new = default_settings_for(DEFAULT_BACKBONE)
-    old = default_settings_for(IMAGENET_BACKBONE)
-    return replace(s, backbone=DEFAULT_BACKBONE, weights_file=None,
+    new = default_settings_for(backbone)
+    old = default_settings_for(s.backbone)
+    return replace(s, backbone=backbone, weights_file=weights_file,
                    topic_input=new.topic_input if s.topic_input == old.topic_input else s.topic_input,
                    blend=dict(new.blend) if s.blend == old.blend else dict(s.blend))
+
+
+def upgraded_to_art_model(s: Settings) -> Settings:
+    """``s`` moved to the art style model (the app's re-index offer, settings saved before it shipped)."""
+    return with_backbone(s, DEFAULT_BACKBONE)
+
+
+def is_old_default(s: Settings) -> bool:
+    """Settings on the ImageNet backbone with its own weights: the default before the art model shipped."""
+    return s.backbone == IMAGENET_BACKBONE and not s.weights_file
 
 
 @dataclass

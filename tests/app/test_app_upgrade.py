@@ -84,3 +84,43 @@ def test_settings_saved_before_the_art_model_move_new_collections_to_it():
     prefs.save_engine_settings(chosen)  # chosen in this version: kept as it is
     s = prefs.load_engine_settings()
     assert s.backbone == "effnet-lite0" and s.topic_input == "pca"
+
+
+def test_a_new_folder_opened_after_an_old_collection_starts_on_the_art_model(qtbot, indexed, old_index, tmp_path):
+    import shutil
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(indexed.root, fresh)
+    win = open_window(qtbot, indexed.root, old_index)
+    try:
+        c = win.controller
+        assert c.settings.backbone == "effnet-lite0"  # the app follows the opened collection...
+        with qtbot.waitSignal(c.job_finished, timeout=120000):
+            assert win.open_folder(fresh, index_dir=tmp_path / "fresh-index")
+        # ...but a folder indexed for the first time gets the default, not the old collection's backbone
+        assert c.collection.settings.backbone == "effnet-lite0-art"
+        assert c.collection.settings.topic_input == "style" and c.collection.settings.k_range == (3, 6)
+        assert not win.upgrade_bar.isVisible()
+    finally:
+        win.shutdown()
+
+
+def test_settings_dialog_moves_default_topic_input_and_blend_with_the_backbone(qtbot):
+    from artstyle_gui.app.settings_dialog import SettingsDialog
+    from artstyle_gui.core.engine import Settings
+    from artstyle_gui.core.model import default_settings_for
+
+    dlg = SettingsDialog(default_settings_for("effnet-lite0"), 160)
+    qtbot.addWidget(dlg)
+    assert dlg.topic_input.currentData() == "bovw"
+    i = dlg.backbone.findData("effnet-lite0-art")
+    dlg.backbone.setCurrentIndex(i)
+    dlg.backbone.activated.emit(i)
+    s, _ = dlg.values()
+    assert s.backbone == "effnet-lite0-art" and s.topic_input == "style" and s.blend == Settings().blend
+    dlg.topic_input.setCurrentIndex(dlg.topic_input.findData("pca"))  # a choice of the user's...
+    i = dlg.backbone.findData("effnet-lite0")
+    dlg.backbone.setCurrentIndex(i)
+    dlg.backbone.activated.emit(i)
+    s, _ = dlg.values()
+    assert s.topic_input == "pca" and s.blend == default_settings_for("effnet-lite0").blend  # ...is kept

@@ -129,5 +129,25 @@ def test_an_index_made_with_the_old_default_still_opens(synth_src, tmp_path, cap
     assert main(["-q", "index", str(root), "--index-dir", str(idx), "--backbone", DEFAULT_BACKBONE]) == 0
     out, _ = capsys.readouterr()
     assert f" {len(before.relpaths)} extracted" in out, out
+    saved = json.loads(sqlite3.connect(idx / "index.sqlite").execute(
+        "select value from meta where key='settings'").fetchone()[0])
+    assert saved["backbone"] == DEFAULT_BACKBONE and saved["k"] == 4  # the user's K is kept,
+    assert saved["topic_input"] == "style" and saved["blend"] == Settings().blend  # the old defaults follow
     keys = {k for (k,) in sqlite3.connect(idx / "index.sqlite").execute("select key from featuresets")}
     assert any(k.startswith(IMAGENET_BACKBONE + "-c") for k in keys) and any(k.startswith(DEFAULT_BACKBONE) for k in keys)
+
+
+def test_choosing_a_backbone_brings_its_default_topic_input_and_blend(synth_src, tmp_path):
+    from artstyle_gui.cli import main
+    from artstyle_gui.core.model import default_settings_for, with_backbone
+
+    root, _ = synth_src
+    idx = tmp_path / "imagenet"
+    assert main(["-q", "index", str(root), "--index-dir", str(idx), "--backbone", IMAGENET_BACKBONE, "--k", "4",
+                 "--no-analysis"]) == 0
+    saved = json.loads(sqlite3.connect(idx / "index.sqlite").execute(
+        "select value from meta where key='settings'").fetchone()[0])
+    assert saved["topic_input"] == "bovw" and saved["blend"] == default_settings_for(IMAGENET_BACKBONE).blend
+    chosen = Settings(topic_input="pca", blend={"deep": 1.0, "texture": 0.0, "colour": 0.0})
+    moved = with_backbone(chosen, IMAGENET_BACKBONE)
+    assert moved.topic_input == "pca" and moved.blend == chosen.blend  # a user's choice is never replaced

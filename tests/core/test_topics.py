@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 import numpy as np
+import pytest
 
 from artstyle_gui.core.analysis import PROCESS_MIN_PAINTINGS, fit_topics
 
@@ -71,10 +72,48 @@ def test_automatic_k_never_leaves_a_topic_empty():
     counts = np.zeros((60, 12), np.float32)  # two sharply separated groups of paintings
     counts[:30, :6] = rng.poisson(20, (30, 6))
     counts[30:, 6:] = rng.poisson(20, (30, 6))
-    events, tm = collect(fit_topics(counts, k_range=(2, 8), seed=0, processes=0))
-    assert _live_topics(tm.mixtures) == tm.k
-    assert tm.curve_k == list(range(2, 9))  # the sweep is kept as it was
-    _, floor = collect(fit_topics(counts, k_range=(5, 8), seed=0, processes=0))
-    assert floor.k >= 5  # never below the range the user gave
+    import artstyle_gui.core.analysis as analysis
+
+    real_knee = analysis.knee
+    try:
+        analysis.knee = lambda ks, values: 8  # an elbow far above the 2 groups: the first fit leaves topics empty
+        events, tm = collect(fit_topics(counts, k_range=(2, 8), seed=0, processes=0))
+        assert any("empty" in e.message for e in events), [e.message for e in events]
+        assert 2 <= tm.k < 8 and _live_topics(tm.mixtures) == tm.k
+        assert tm.curve_k == list(range(2, 9))  # the sweep is kept as it was
+        _, floor = collect(fit_topics(counts, k_range=(5, 8), seed=0, processes=0))
+        assert floor.k >= 5  # never below the range the user gave
+    finally:
+        analysis.knee = real_knee
     _, fixed = collect(fit_topics(counts, k=6, seed=0, processes=0))
     assert fixed.k == 6
+
+
+def test_stored_shape_part_round_trips_and_style_codes_ignore_the_shape():
+    from artstyle_gui.core.analysis import style_counts, without_shape
+    from artstyle_gui.core.backbones import EFFNET_INFO, ART_INFO
+    from artstyle_gui.core.features import FeatureLayout
+    from artstyle_gui.core.progress import run
+
+    old, new = FeatureLayout.for_backbone(EFFNET_INFO, 8), FeatureLayout.for_backbone(ART_INFO, 8)
+    assert old.shape_dim == 0 and new.size == old.size + 1  # feature sets made before keep their layout
+    rng = np.random.default_rng(0)
+    deep, colour = rng.random(1280), rng.random(512)
+    grams = [rng.random(g) for g in new.gram_dims]
+    local = rng.random(new.local_shape)
+    raw = new.unpack_many([new.pack(deep, grams, colour, local, aspect=0.5)])
+    assert raw["shape"][0] == pytest.approx(np.log(0.5), abs=1e-3)
+    np.testing.assert_allclose(raw["deep"][0], deep, atol=1e-3)
+    np.testing.assert_allclose(raw["local"][0].astype(np.float32), local, atol=1e-3)
+    assert "shape" not in old.unpack_many([old.pack(deep, grams, colour, local)])
+
+    # an embedding in which one direction is the picture's log aspect: removed before the style codes
+    a = rng.normal(0, 0.5, 400)
+    style = rng.normal(size=(400, 16))
+    x = np.column_stack([style, 3 * a + 0.5 * a**2])
+    cleaned = without_shape(x, a)
+    np.testing.assert_allclose(np.linalg.norm(cleaned, axis=1), 1.0, atol=1e-5)
+    assert abs(np.corrcoef(cleaned[:, -1], a)[0, 1]) < 0.05 < abs(np.corrcoef(x[:, -1], a)[0, 1])
+    counts = run(style_counts(x, shape=a, words=16)).counts
+    assert counts.shape == (400, 16) and (counts >= 0).all()
+    np.testing.assert_allclose(counts.sum(1), 200.0, rtol=1e-4)  # pseudo-counts per painting
