@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -183,14 +183,10 @@ EFFNET_INFO = BackboneInfo(
     offline=True,
     family="effnet-lite0",
 )
-ART_INFO = BackboneInfo(
+ART_INFO = replace(  # the same network and descriptor shapes; its feature set also stores the picture's shape
+    EFFNET_INFO,
     name="effnet-lite0-art",
     description="EfficientNet-Lite0 trained on 20,291 WikiArt paintings for style (offline default)",
-    deep_dim=1280,
-    gram_channels=(40, 80),
-    local_channels=112,
-    offline=True,
-    family="effnet-lite0",
     shape_part=True,
 )
 RESNET_INFO = BackboneInfo(
