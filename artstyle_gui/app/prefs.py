@@ -7,9 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from ..core.backbones import IMAGENET_BACKBONE
 from ..core.engine import Settings
-from ..core.model import upgraded_to_art_model
+from ..core.model import is_old_default, upgraded_to_art_model
 
 ORG = "artstyle_gui"
 APP = "artstyle-gui"
@@ -38,7 +37,7 @@ def load_engine_settings() -> Settings:
                 version = int(q.value("engine/settings_version", 1))
             except (TypeError, ValueError):
                 version = 1
-            if version < 2 and s.backbone == IMAGENET_BACKBONE and not s.weights_file:
+            if version < 2 and is_old_default(s):
                 s = upgraded_to_art_model(s)
             return s
         except Exception:  # corrupt or from another version: fall back to defaults
@@ -74,12 +73,7 @@ def _json_list(key: str) -> list[str]:
 
 
 def recent_folders() -> list[str]:
-    raw = qsettings().value("recent/folders", "")
-    try:
-        items = json.loads(str(raw)) if raw else []
-    except ValueError:
-        items = []
-    return [p for p in items if isinstance(p, str)]
+    return _json_list("recent/folders")
 
 
 def add_recent_folder(path: str | Path) -> list[str]:

@@ -265,6 +265,17 @@ def style_counts(deep: np.ndarray, *, shape: np.ndarray | None = None, words: in
     return TopicInput("style", counts, {"style_centres": centres})
 
 
+def topic_counts(kind: str, raw: dict[str, np.ndarray], model: "PartModel", *, vocab_size: int = 256,
+                 seed: int = 0) -> ProgressGen[TopicInput]:
+    """The LDA input ``kind`` (:data:`TOPIC_INPUTS`) of stored features ``raw`` under the fitted ``model``:
+    the one place that decides what each topic input is (the engine and the benchmarks call it)."""
+    if kind == "bovw":
+        return (yield from bovw_counts(raw["local"], raw["colour"], vocab_size=vocab_size, seed=seed))
+    if kind == "style":  # the search embedding's deep part, the picture's shape regressed out
+        return (yield from style_counts(l2n(model.deep(l2n(raw["deep"]))), shape=raw.get("shape"), seed=seed))
+    return pca_counts(model.deep(l2n(raw["deep"])))
+
+
 def _lda(k: int, n: int, seed: int):
     from sklearn.decomposition import LatentDirichletAllocation
 

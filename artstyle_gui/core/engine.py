@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import (PARTS, PartModel, TopicModel, blend, bovw_counts, fit_parts, fit_topics, l2n,
-                       part_contributions, pca_counts, style_counts)
+from .analysis import PARTS, PartModel, TopicModel, blend, fit_parts, fit_topics, part_contributions, topic_counts
 from .backbones import REGISTRY, Backbone, file_sha256, load_backbone
 from .errors import ArtStyleError, DecodeError, IndexCorrupt, IndexLocked
 from .features import FeatureLayout, Prepared, content_hash, prepare
@@ -359,14 +358,7 @@ class Collection:
         st = self.settings
         if n < 4:
             return None
-        if st.topic_input == "bovw":
-            ti = yield from bovw_counts(raw["local"], raw["colour"], vocab_size=st.vocab_size, seed=st.seed)
-        elif st.topic_input == "style":
-            deep = l2n(model.deep(l2n(raw["deep"])))  # the search embedding's deep part (parts["deep"])
-            ti = yield from style_counts(deep, shape=raw.get("shape"), seed=st.seed)
-        else:
-            ti = pca_counts(model.deep(raw["deep"] / np.maximum(np.linalg.norm(raw["deep"], axis=1,
-                                                                               keepdims=True), 1e-12)))
+        ti = yield from topic_counts(st.topic_input, raw, model, vocab_size=st.vocab_size, seed=st.seed)
         k = st.k if st.k is not None else None
         if k is not None:
             k = min(k, n)
