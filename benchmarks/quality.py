@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from artstyle_gui.core.adapt import AdapterConfig, train_adapter
-from artstyle_gui.core.analysis import PARTS, _ssqrt, blend, fit_parts, l2n, pca_counts, Projection, style_counts
+from artstyle_gui.core.analysis import PARTS, _ssqrt, blend, fit_parts, l2n, pca_counts, Projection, topic_counts
 from artstyle_gui.core.engine import DEFAULT_BLEND, Collection, Settings
 from artstyle_gui.core.evaluate import ASPECT_BIN_NAMES, aspect_bins, box_size, nmi, shape_leak
 from artstyle_gui.core.progress import run
@@ -269,15 +269,14 @@ def main() -> None:
     log("5000-painting adapter:", results["adapter_5000"])
 
     # ---- topics: NMI of the dominant topic with the label
-    from artstyle_gui.core.analysis import bovw_counts, fit_topics
+    from artstyle_gui.core.analysis import fit_topics
 
     k_topics = len(classes)
     topics: list[dict] = []
     # computed here, on this feature set (docs/topics.json holds the ImageNet comparison of its time)
-    for name, counts in (("style (default)" if st.topic_input == "style" else "style",
-                          run(style_counts(parts["deep"], shape=raw.get("shape"), seed=st.seed)).counts),
-                         ("bovw", run(bovw_counts(raw["local"], raw["colour"])).counts),
-                         ("pca", pca_counts(parts["deep"]).counts)):
+    for kind in ("style", "bovw", "pca"):
+        name = kind + (" (default)" if kind == st.topic_input else "")
+        counts = run(topic_counts(kind, raw, model, vocab_size=st.vocab_size, seed=st.seed)).counts
         tm = run(fit_topics(counts, k=k_topics))
         topics.append({"input": name, "k": k_topics, "nmi": nmi(list(tm.mixtures.argmax(1)), labels),
                        "source": "computed"})
@@ -294,12 +293,7 @@ def main() -> None:
     log(json.dumps(topics))
 
     # ---- shape leak: the default topics and neighbours should not group paintings by aspect ratio
-    if st.topic_input == "bovw":
-        t_counts = run(bovw_counts(raw["local"], raw["colour"], vocab_size=st.vocab_size, seed=st.seed)).counts
-    elif st.topic_input == "style":
-        t_counts = run(style_counts(parts["deep"], shape=raw.get("shape"), seed=st.seed)).counts
-    else:
-        t_counts = pca_counts(parts["deep"]).counts
+    t_counts = run(topic_counts(st.topic_input, raw, model, vocab_size=st.vocab_size, seed=st.seed)).counts
     tm = run(fit_topics(t_counts, k=k_topics, seed=st.seed, kind=st.topic_input))
     results["shape_leak"] = shape_leak_figures(recs, blend(parts, W), tm.mixtures.argmax(1),
                                                f"{st.topic_input} topics, K = {k_topics}")

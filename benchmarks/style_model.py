@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artstyle_gui.core.analysis import blend, bovw_counts, fit_parts, fit_topics, pca_counts, style_counts
+from artstyle_gui.core.analysis import blend, fit_parts, fit_topics, topic_counts
 from artstyle_gui.core.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE
 from artstyle_gui.core.engine import Collection, Settings
 from artstyle_gui.core.evaluate import aspect_bins, box_size, nmi, retrieval_scores, shape_leak
@@ -59,20 +59,12 @@ def stored(folder: Path, index_dir: Path, settings: Settings, extract: bool):
         col.close()
 
 
-def topic_counts(kind: str, raw: dict, parts: dict, st: Settings) -> np.ndarray:
-    if kind == "bovw":
-        return run(bovw_counts(raw["local"], raw["colour"], vocab_size=st.vocab_size, seed=st.seed)).counts
-    if kind == "style":
-        return run(style_counts(parts["deep"], shape=raw.get("shape"), seed=st.seed)).counts
-    return pca_counts(parts["deep"]).counts
-
-
 def figures(name: str, recs, raw, key: str, st: Settings, topic_kinds: list[str]) -> dict:
     t0 = time.perf_counter()
     y = [r.labels.get("style", "") or "" for r in recs]
     sizes = [box_size(r.labels.get(BOX)) for r in recs]
     ab = aspect_bins([s[0] if s else np.nan for s in sizes], [s[1] if s else np.nan for s in sizes])
-    _, parts = fit_parts(raw, deep_components=st.deep_components, gram_components=st.gram_components,
+    model, parts = fit_parts(raw, deep_components=st.deep_components, gram_components=st.gram_components,
                          colour_components=st.colour_components, seed=st.seed)
     emb = {"deep only": parts["deep"], "default blend": blend(parts, st.blend)}
     out: dict = {"name": name, "featureset": key, "paintings": len(recs), "blend": st.blend,
@@ -85,7 +77,7 @@ def figures(name: str, recs, raw, key: str, st: Settings, topic_kinds: list[str]
         print(f"  {name} / {ename}: P@10 {r.precision_at_k:.3f} mAP@10 {r.map_at_k:.3f}; neighbours in the "
               f"query's aspect bin {sl.same_bin:.3f} (chance {sl.chance:.3f})", flush=True)
     for kind in topic_kinds:
-        counts = topic_counts(kind, raw, parts, st)
+        counts = run(topic_counts(kind, raw, model, vocab_size=st.vocab_size, seed=st.seed)).counts
         for k in (7, None):
             t = time.perf_counter()
             tm = run(fit_topics(counts, k=k, k_range=st.k_range, seed=st.seed, kind=kind))
