@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .core.analysis import PARTS, TOPIC_INPUTS
-from .core.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY
+from .core.analysis.parts import PARTS
+from .core.analysis.topics import TOPIC_INPUTS
 from .core.errors import ArtStyleError, IndexCorrupt
+from .core.ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY
 from .core.progress import Progress, ProgressGen, stage_label
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -235,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args, index_dir_saved):
-    from .core.engine import Settings
+    from .core.model import Settings
 
     st = Settings()
     if index_dir_saved is not None:
@@ -245,7 +246,7 @@ def _settings(args, index_dir_saved):
 
         st = with_backbone(st, args.backbone, st.weights_file)  # its default topic input and blend come along
     if args.weights:
-        from .core.finetune import finetuned_info, resolve_weights
+        from .core.learn.finetune import finetuned_info, resolve_weights
 
         st.weights_file = resolve_weights(args.weights)  # a file, or the name of a fine-tuned backbone
         base = (finetuned_info(st.weights_file) or {}).get("backbone")
@@ -277,8 +278,9 @@ def _settings(args, index_dir_saved):
 
 
 def open_collection(args):
-    from .core.engine import Collection, Settings
-    from .core.store import IndexStore, index_dir_for
+    from .core.derived import read_saved_settings
+    from .core.index.collection import Collection
+    from .core.ingest.store import IndexStore, index_dir_for
 
     idx = args.index_dir or index_dir_for(Path(args.folder))
     saved = None
@@ -286,18 +288,15 @@ def open_collection(args):
     if db.exists():
         s = IndexStore(Path(idx), readonly=True)
         try:
-            raw = s.get_meta("settings")
+            saved = read_saved_settings(s)
+        except (ArtStyleError, IndexCorrupt) as e:  # unusable: the options given (or defaults) replace them
+            print(f"artstyle: warning: ignoring the saved settings of {idx}: {e}", file=sys.stderr)
         finally:
             s.close()
-        if raw:
-            try:
-                saved = Settings.from_json(json.loads(raw))
-            except (ValueError, IndexCorrupt) as e:  # damaged: the options given (or defaults) replace them
-                print(f"artstyle: warning: ignoring the saved settings of {idx}: {e}", file=sys.stderr)
     st = _settings(args, saved)
     col = Collection(args.folder, settings=st, index_dir=args.index_dir, labels_csv=args.labels,
                      artist_from_folder=args.artist_from_folder)
-    col.store.set_meta("settings", json.dumps(st.to_json()))
+    col.files.save_settings()
     return col
 
 
@@ -349,7 +348,7 @@ def drive(gen: ProgressGen, quiet: bool = False):
 def _ensure_analysis(col, quiet):
     an = col.load_analysis()
     if an is None:
-        if not col._ok_records():
+        if not col.ok_records():
             raise ArtStyleError(f"{col.root} has no indexed paintings yet. Run `artstyle index {col.root}` first.")
         an = drive(col.analyse(), quiet)
     if an is not None and getattr(col, "space_problem", None):  # --space adapted without an adapter
@@ -413,7 +412,7 @@ def cmd_similar(args) -> int:
 
 
 def _similar_steered(args, col, an, row) -> int:
-    """`similar --raise/--lower/--alpha/--topic-metric`: the topic-space query (core/topicsearch.py)."""
+    """`similar --raise/--lower/--alpha/--topic-metric`: the topic-space query (core/search.py)."""
     if row is None:
         raise ArtStyleError(f"{args.query} is not an indexed painting of {col.root}: a topic-space query "
                             "starts from a painting of the collection.")
@@ -462,7 +461,7 @@ def _wrap(fn):
 
 
 def cmd_topics(args) -> int:
-    from .core.summaries import topic_summaries
+    from .core.explore.summaries import topic_summaries
 
     with open_collection(args) as col:
         an = _ensure_analysis(col, args.quiet)
@@ -497,22 +496,18 @@ def cmd_topics(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .core.store import check_outside
-    from .core.summaries import export
+    from .core.ingest.store import check_outside
 
     with open_collection(args) as col:
         check_outside(col.root, args.outdir)
-        an = _ensure_analysis(col, args.quiet)
-        sha = None
-        if col.settings.backbone != "resnet50" or col.settings.weights_file:
-            sha = col.backbone().weights_sha256
-        for p in export(an, args.outdir, backbone_sha256=sha, topic_names=col.topic_names()):
+        _ensure_analysis(col, args.quiet)
+        for p in col.export(args.outdir):
             print(p)
     return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
-    from .core.evaluate import evaluate_parts, nmi
+    from .core.analysis.evaluate import evaluate_parts, nmi
 
     with open_collection(args) as col:
         an = _ensure_analysis(col, args.quiet)
@@ -555,8 +550,8 @@ def cmd_problems(args) -> int:
 
 # ------------------------------------------------------------------ style adapter, same hand? (issue 6)
 def cmd_adapt(args) -> int:
-    from .core.adapt import AdapterConfig
-    from .core.verify import load_verifier
+    from .core.learn.adapt import AdapterConfig
+    from .core.learn.verify import load_verifier
 
     with open_collection(args) as col:
         an = _ensure_analysis(col, args.quiet)
@@ -571,7 +566,7 @@ def cmd_adapt(args) -> int:
         if args.max_seconds:
             cfg.max_seconds = args.max_seconds
         adapter, rep = drive(col.adapt(args.label, cfg), args.quiet)
-        ver = load_verifier(col)
+        ver = load_verifier(col.files.dir)
         vf = (ver.meta.get("figures") or {}) if ver else {}
         if args.json:
             print(json.dumps({"adapter": {k: v for k, v in adapter.meta.items() if k != "figures"},
@@ -591,13 +586,13 @@ def cmd_adapt(args) -> int:
             auc = vf.get("heldout_pair_auc", float("nan"))
             print(f"Same-hand verifier: pairs of held-out paintings AUC {auc:.3f}, "
                   f"F1 {vf.get('heldout_pair_f1', float('nan')):.3f} at threshold {ver.threshold:.2f}")
-        print(f"Saved with the index in {col._analysis_dir()}. Use it with --space adapted "
+        print(f"Saved with the index in {col.files.dir}. Use it with --space adapted "
               f"(e.g. artstyle similar {args.folder} PAINTING --space adapted) or artstyle compare.")
     return EXIT_OK
 
 
 def cmd_finetune(args) -> int:
-    from .core.finetune import FinetuneConfig, finetune
+    from .core.learn.finetune import FinetuneConfig, finetune
 
     with open_collection(args) as col:
         st = col.settings
@@ -626,7 +621,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_backbones(args) -> int:
-    from .core.finetune import finetuned_dir, list_finetuned
+    from .core.learn.finetune import finetuned_dir, list_finetuned
 
     tuned = list_finetuned()
     if args.json:
@@ -678,9 +673,9 @@ def cmd_compare(args) -> int:
 
 # ------------------------------------------------------------------ explore: style map, near-duplicates
 def cmd_map(args) -> int:
-    from .core.store import atomic_write_bytes, check_outside
-    from .core.stylemap import resolve_method
-    from .core.summaries import _csv_bytes
+    from .core.explore.stylemap import resolve_method
+    from .core.explore.summaries import csv_bytes
+    from .core.ingest.store import atomic_write_bytes, check_outside
 
     with open_collection(args) as col:
         if args.out is not None:
@@ -692,7 +687,7 @@ def cmd_map(args) -> int:
         labels = an.label_column(args.label)
         rows = [[an.relpaths[i], f"{xy[i, 0]:.5f}", f"{xy[i, 1]:.5f}", int(dom[i]) + 1 if dom[i] >= 0 else "",
                  names.get(int(dom[i]), "") if dom[i] >= 0 else "", labels[i]] for i in range(an.n)]
-        data = _csv_bytes(["relpath", "x", "y", "dominant_topic", "topic_name", "label"], rows)
+        data = csv_bytes(["relpath", "x", "y", "dominant_topic", "topic_name", "label"], rows)
         method = resolve_method(args.method, an.n)
         if args.out is None:
             sys.stdout.flush()
@@ -705,11 +700,11 @@ def cmd_map(args) -> int:
 
 
 def cmd_duplicates(args) -> int:
-    from .core.duplicates import export_duplicates_csv
+    from .core.explore.duplicates import export_duplicates_csv
 
     with open_collection(args) as col:
         if args.out is not None:
-            from .core.store import check_outside
+            from .core.ingest.store import check_outside
 
             check_outside(col.root, args.out)
         _ensure_analysis(col, args.quiet)

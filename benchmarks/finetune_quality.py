@@ -54,12 +54,13 @@ def main() -> None:
 
     import torch  # before hnswlib: on a CUDA machine the other order crashed (two OpenMP runtimes)
 
-    from artstyle_gui.core.adapt import AdapterConfig, train_adapter
-    from artstyle_gui.core.analysis import blend, fit_parts
-    from artstyle_gui.core.engine import DEFAULT_BLEND, Collection, Settings
-    from artstyle_gui.core.finetune import FinetuneConfig, finetune
+    from artstyle_gui.core.learn.adapt import AdapterConfig, train_adapter
+    from artstyle_gui.core.analysis.parts import blend, fit_parts
+    from artstyle_gui.core.model import DEFAULT_BLEND, Settings
+    from artstyle_gui.core.index.collection import Collection
+    from artstyle_gui.core.learn.finetune import FinetuneConfig, finetune
     from artstyle_gui.core.progress import run
-    from artstyle_gui.core.verify import evaluate_unseen_labels
+    from artstyle_gui.core.learn.verify import evaluate_unseen_labels
     from quality import scores, stratified_folds
 
     log = lambda *a: print(*a, flush=True)  # noqa: E731
@@ -68,7 +69,7 @@ def main() -> None:
     t = time.perf_counter()
     run(base.update())
     log(f"ImageNet features: {time.perf_counter() - t:.0f} s")
-    recs = base._ok_records()
+    recs = base.ok_records()
     relpaths = [r.relpath for r in recs]
     labels = [r.labels.get(args.label, "") or "" for r in recs]
     y = np.array(labels, dtype=object).astype(str)
@@ -78,8 +79,8 @@ def main() -> None:
     W = dict(DEFAULT_BLEND)
 
     def features(col) -> tuple[dict, dict, object]:
-        fs, _ = col._fs()
-        rs = col._ok_records()
+        fs, _ = col.files.featureset()
+        rs = col.ok_records()
         assert [r.relpath for r in rs] == relpaths, "the fine-tuned index must hold the same paintings"
         blobs = col.store.get_vectors(fs, [r.hash for r in rs])
         raw = col.layout.unpack_many([blobs[r.hash] for r in rs])

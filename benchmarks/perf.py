@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthcoll import large_jpegs, synthetic_index  # noqa: E402
 
-from artstyle_gui.core.engine import Collection, Settings  # noqa: E402
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.progress import run  # noqa: E402
 
 SECTIONS = ("machine", "throughput", "query", "reopen", "gui", "topics")
@@ -84,7 +85,7 @@ def machine() -> dict:
     import torch
     import torchvision
 
-    from artstyle_gui.core.backbones import configure_threads
+    from artstyle_gui.core.ingest.backbones import configure_threads
 
     configure_threads()
     mem = 0
@@ -136,7 +137,7 @@ def _baseline_model(backbone: str, weights_ok: bool):
 
         m = resnet50(weights=None).eval()
         if weights_ok:
-            from artstyle_gui.core.backbones import resnet_weights_file
+            from artstyle_gui.core.ingest.backbones import resnet_weights_file
 
             m.load_state_dict(torch.load(resnet_weights_file(None), weights_only=True))
         body = torch.nn.Sequential(*list(m.children())[:-1])
@@ -175,7 +176,7 @@ def baseline_loop(paths: list[Path], feat, tf) -> float:
 
 def engine_loop(paths: list[Path], backbone: str, work: Path, weights_ok: bool) -> tuple[float, int]:
     """The engine's indexing path over a folder holding (links to) ``paths``; returns (images/s, n)."""
-    from artstyle_gui.core.backbones import load_backbone
+    from artstyle_gui.core.ingest.backbones import load_backbone
 
     tmp = Path(tempfile.mkdtemp(prefix="tp-", dir=work))
     root, idx = tmp / "c", tmp / "idx"
@@ -201,7 +202,7 @@ def engine_loop(paths: list[Path], backbone: str, work: Path, weights_ok: bool) 
 def throughput(args, work: Path, gemm: float) -> dict:
     import torch
 
-    from artstyle_gui.core.backbones import load_backbone
+    from artstyle_gui.core.ingest.backbones import load_backbone
 
     wiki = sorted((Path(args.wikiart) / "images").rglob("*.jpg"))
     rng = np.random.default_rng(0)
@@ -209,7 +210,7 @@ def throughput(args, work: Path, gemm: float) -> dict:
     large = large_jpegs(wiki, work / "large-2400x1800", args.large_n)
     sets = {"wikiart7-dev 224 px": wiki, "large JPEG 2400x1800": large}
     try:
-        from artstyle_gui.core.backbones import resnet_weights_file
+        from artstyle_gui.core.ingest.backbones import resnet_weights_file
 
         os.environ["ARTSTYLE_OFFLINE"] = "1"
         resnet_weights_file(None)
@@ -272,8 +273,8 @@ def _rss_mb() -> float:
 
 
 def query(args, work: Path) -> dict:
-    from artstyle_gui.core.analysis import l2n
-    from artstyle_gui.core.neighbors import NeighbourIndex
+    from artstyle_gui.core.analysis.parts import l2n
+    from artstyle_gui.core.analysis.neighbors import NeighbourIndex
 
     st = Settings()
     d = st.deep_components + st.gram_components + st.colour_components
@@ -386,7 +387,7 @@ def gui(args, work: Path) -> dict:
 
 # ---------------------------------------------------------------------------- topics
 def topics(args, work: Path) -> dict:
-    from artstyle_gui.core.analysis import bovw_counts, fit_topics
+    from artstyle_gui.core.analysis.topics import bovw_counts, fit_topics
 
     st = Settings()
     rows = []

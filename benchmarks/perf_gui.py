@@ -127,13 +127,13 @@ def cmd_index(root: str, index_dir: str) -> dict:
 
 
 def cmd_reopen(root: str, index_dir: str) -> dict:
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
 
     # the core alone: open the store, read records, load the saved analysis (what `artstyle similar` does)
     t = time.perf_counter()
     col = Collection(root, index_dir=index_dir)
     saved = json.loads(col.store.get_meta("settings") or "{}")
-    from artstyle_gui.core.engine import Settings
+    from artstyle_gui.core.model import Settings
 
     col.settings = Settings.from_json(saved) if saved else col.settings
     recs = col.records()

@@ -42,12 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from artstyle_gui.core.adapt import AdapterConfig, train_adapter
-from artstyle_gui.core.analysis import PARTS, _ssqrt, blend, fit_parts, l2n, pca_counts, Projection, topic_counts
-from artstyle_gui.core.engine import DEFAULT_BLEND, Collection, Settings
-from artstyle_gui.core.evaluate import ASPECT_BIN_NAMES, aspect_bins, box_size, nmi, shape_leak
+from artstyle_gui.core.learn.adapt import AdapterConfig, train_adapter
+from artstyle_gui.core.analysis.parts import PARTS, ssqrt, blend, fit_parts, l2n, Projection
+from artstyle_gui.core.analysis.topics import pca_counts, topic_counts
+from artstyle_gui.core.model import DEFAULT_BLEND, Settings
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.analysis.evaluate import ASPECT_BIN_NAMES, aspect_bins, box_size, nmi, shape_leak
 from artstyle_gui.core.progress import run
-from artstyle_gui.core.verify import evaluate_unseen_labels
+from artstyle_gui.core.learn.verify import evaluate_unseen_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT_BOX_COLUMN = "content_bbox_x0_y0_x1_y1"
@@ -165,8 +167,8 @@ def main() -> None:
 
     col = Collection(args.folder, settings=Settings(), index_dir=args.index_dir)
     run(col.update())
-    recs = col._ok_records()
-    fs, fs_key = col._fs()
+    recs = col.ok_records()
+    fs, fs_key = col.files.featureset()
     blobs = col.store.get_vectors(fs, [r.hash for r in recs])
     raw = col.layout.unpack_many([blobs[r.hash] for r in recs])
     del blobs
@@ -210,7 +212,7 @@ def main() -> None:
     }
     for name, e in unsup.items():
         add_row(name, lambda f, e=e: e, "unsupervised")
-    lg = l2n(_ssqrt(local_gram(raw["local"])))
+    lg = l2n(ssqrt(local_gram(raw["local"])))
     lgp = l2n(Projection.fit(lg, 64, 0)(lg))
     p4 = dict(parts, lgram=lgp)
     w4 = dict(W, lgram=1.0)
@@ -269,7 +271,7 @@ def main() -> None:
     log("5000-painting adapter:", results["adapter_5000"])
 
     # ---- topics: NMI of the dominant topic with the label
-    from artstyle_gui.core.analysis import fit_topics
+    from artstyle_gui.core.analysis.topics import fit_topics
 
     k_topics = len(classes)
     topics: list[dict] = []

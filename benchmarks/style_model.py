@@ -31,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from artstyle_gui.core.analysis import blend, fit_parts, fit_topics, topic_counts
-from artstyle_gui.core.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE
-from artstyle_gui.core.engine import Collection, Settings
-from artstyle_gui.core.evaluate import aspect_bins, box_size, nmi, retrieval_scores, shape_leak
+from artstyle_gui.core.analysis.parts import blend, fit_parts
+from artstyle_gui.core.analysis.topics import fit_topics, topic_counts
+from artstyle_gui.core.ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
+from artstyle_gui.core.analysis.evaluate import aspect_bins, box_size, nmi, retrieval_scores, shape_leak
 from artstyle_gui.core.model import default_settings_for
 from artstyle_gui.core.progress import run
 
@@ -47,8 +49,8 @@ def stored(folder: Path, index_dir: Path, settings: Settings, extract: bool):
     try:
         if extract:
             run(col.update())
-        recs = col._ok_records()
-        fs, key = col._fs()
+        recs = col.ok_records()
+        fs, key = col.files.featureset()
         blobs = col.store.get_vectors(fs, [r.hash for r in recs])
         missing = [r.relpath for r in recs if r.hash not in blobs]
         if missing:

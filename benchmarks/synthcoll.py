@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artstyle_gui.core.backbones import REGISTRY
-from artstyle_gui.core.engine import Collection, Settings
-from artstyle_gui.core.features import FeatureLayout, content_hash
-from artstyle_gui.core.scan import iter_image_files
-from artstyle_gui.core.store import FileRecord
+from artstyle_gui.core.ingest.backbones import REGISTRY
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
+from artstyle_gui.core.ingest.features import FeatureLayout, content_hash
+from artstyle_gui.core.ingest.scan import iter_image_files
+from artstyle_gui.core.ingest.store import FileRecord
 
 
 def large_jpegs(src_images: list[Path], out: Path, n: int, size=(2400, 1800), quality: int = 90) -> list[Path]:
@@ -94,7 +95,7 @@ def synthetic_index(root: Path, index_dir: Path, n: int, *, settings: Settings, 
         protos[f"gram{g}"] = rng.gamma(0.8, 1.0, (n_styles, d))
     col = Collection(root, settings=settings, index_dir=index_dir)
     try:
-        fs, _key = col._fs()
+        fs, _key = col.files.featureset()
         files = list(iter_image_files(col.root))
         for s in range(0, len(files), chunk):
             part = files[s : s + chunk]

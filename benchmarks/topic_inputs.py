@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from artstyle_gui.core.analysis import bovw_counts, fit_topics, l2n, pca_counts, _lda
-from artstyle_gui.core.engine import Collection, Settings
-from artstyle_gui.core.evaluate import nmi
+from artstyle_gui.core.analysis.topics import bovw_counts, fit_topics, pca_counts, _lda
+from artstyle_gui.core.analysis.parts import l2n
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
+from artstyle_gui.core.analysis.evaluate import nmi
 from artstyle_gui.core.progress import run
 
 
@@ -34,12 +36,12 @@ def main() -> None:
 
     col = Collection(args.folder, settings=Settings(), index_dir=args.index_dir)
     run(col.update())
-    recs = col._ok_records()
-    fs, _ = col._fs()
+    recs = col.ok_records()
+    fs, _ = col.files.featureset()
     blobs = col.store.get_vectors(fs, [r.hash for r in recs])
     raw = col.layout.unpack_many([blobs[r.hash] for r in recs])
     labels = [r.labels.get(args.label, "") for r in recs]
-    from artstyle_gui.core.analysis import fit_parts
+    from artstyle_gui.core.analysis.parts import fit_parts
 
     model, _ = fit_parts(raw)
     rng = np.random.default_rng(0)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artstyle_gui.core.features import INPUT_SIZE
-from artstyle_gui.core.imageio import DEFAULT_TRIM_MAX_FRACTION, SAFE_TRIM_FRACTION, decode_image
+from artstyle_gui.core.ingest.features import INPUT_SIZE
+from artstyle_gui.core.ingest.imageio import DEFAULT_TRIM_MAX_FRACTION, SAFE_TRIM_FRACTION, decode_image
 
 BOX_COLUMN = "content_bbox_x0_y0_x1_y1"
 BAR_BINS = ((0.0, 0.01, "no bars"), (0.01, 0.35, "bars <= 35%"), (0.35, 1.01, "bars > 35%"))

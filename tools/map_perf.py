@@ -55,8 +55,8 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from artstyle_gui.app.controller import Controller
-    from artstyle_gui.app.stylemap_view import StyleMapView, layout_key
-    from artstyle_gui.app.thumbnails import ThumbnailLoader
+    from artstyle_gui.app.views.stylemap import StyleMapView, layout_key
+    from artstyle_gui.app.widgets.thumbnails import ThumbnailLoader
 
     app = QApplication.instance() or QApplication([])
     c = Controller()

@@ -58,8 +58,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from artstyle_gui.core.backbones import effnet_weights_path, load_weights_file  # noqa: E402
-from artstyle_gui.core.features import center_crop  # noqa: E402
+from artstyle_gui.core.ingest.backbones import effnet_weights_path, load_weights_file  # noqa: E402
+from artstyle_gui.core.ingest.features import center_crop  # noqa: E402
 
 FIRST_TRAINED = 11  # blocks 11..15 + head conv are trained; 0..10 stay ImageNet's
 SIZE = 224
@@ -154,7 +154,7 @@ def cache_maps(rows: list[dict], images: Path, cache: Path, views: int, seed: in
     done = cache / (path.name + ".done")
     if done.exists():
         return np.load(path, mmap_mode="r")
-    from artstyle_gui.core.backbones import load_backbone
+    from artstyle_gui.core.ingest.backbones import load_backbone
 
     # the app's own frozen Lite0 (BatchNorm folded into the convs, channels-last): same maps, ~5x faster
     model = load_backbone("effnet-lite0").model.to(device)

@@ -245,19 +245,19 @@ def main(argv: list[str] | None = None) -> int:
             "(the same engine runs without a display as `artstyle`, see artstyle --help).\n")
         return 2
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-    from .. import launcher
+    from .. import startup
 
     smoke_tmp = None
     try:  # start-up: any failure is logged and shown in a dialog (see artstyle_gui/launcher.py)
         import PySide6.QtWidgets  # noqa: F401 - before pyqtgraph
 
-        launcher.install_qt_message_handler(headless)  # Qt's fatal errors (no platform plugin) too
+        startup.install_qt_message_handler(headless)  # Qt's fatal errors (no platform plugin) too
         if args.smoke_test and not args.screenshot:
             smoke_tmp = isolate_smoke_test(args)
         app = make_app(sys.argv[0] if sys.argv else "artstyle-gui", args.theme)
         from ..core.resources import sample_collection
         from . import prefs
-        from .feedback import install_excepthook
+        from .widgets.feedback import install_excepthook
         from .main_window import MainWindow
 
         win = MainWindow()
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(smoke_tmp, ignore_errors=True)
-        return launcher.report_exception(e, headless=headless)
+        return startup.report_exception(e, headless=headless)
     errors: list[str] = []
     install_excepthook(win.show_error)
     win.controller.error_raised.connect(lambda m, d: (errors.append(m), sys.stderr.write(f"error: {m}\n{d}")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if folder is None:
         folder = str(sample_collection())
     win.show()
-    launcher.mark_started()
+    startup.mark_started()
     win.open_folder(folder, labels_csv=args.labels, index_dir=args.index_dir,
                     artist_from_folder=args.artist_from_folder)
     if headless:

@@ -7,28 +7,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt
+from PySide6.QtCore import QByteArray, QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStyle, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..core.model import is_old_default, upgraded_to_art_model
-from ..core.imageio import IMAGE_EXTENSIONS
+from ..core.ingest.imageio import IMAGE_EXTENSIONS
 from . import prefs
-from .adapt_view import StyleTools
-from .colors import style_plot
+from .dialogs.adapt import StyleTools
+from .widgets.colors import style_plot
 from .controller import Controller
-from .detail import DetailPanel
-from .duplicates_view import DuplicatesDialog
-from .feedback import MessageBar, ProgressWidget, UpgradeBar
-from .gallery import GalleryPanel
-from .heatmap import HeatmapView
-from .problems import ProblemsPanel
-from .settings_dialog import SettingsDialog
-from .stylemap_view import StyleMapView
-from .thumbnails import ThumbnailLoader
-from .topic_browser import TopicBrowser
+from .jobs import Job, step
+from .views.detail import DetailPanel
+from .dialogs.duplicates import DuplicatesDialog
+from .widgets.feedback import MessageBar, ProgressWidget, UpgradeBar
+from .views.gallery import GalleryPanel
+from .views.heatmap import HeatmapView
+from .views.problems import ProblemsPanel
+from .dialogs.settings import SettingsDialog
+from .views.stylemap import StyleMapView
+from .widgets.thumbnails import ThumbnailLoader
+from .views.topic_browser import TopicBrowser
 
 IMAGE_SUFFIXES = {e if e.startswith(".") else "." + e for e in (x.lower() for x in IMAGE_EXTENSIONS)}
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
@@ -39,6 +40,8 @@ def _is_image(path: Path) -> bool:
 
 
 class MainWindow(QMainWindow):
+    exported = Signal(list)  # the paths an export wrote
+
     def __init__(self, controller: Controller | None = None) -> None:
         super().__init__()
         self.controller = controller or Controller(prefs.load_engine_settings(), self)
@@ -117,7 +120,7 @@ class MainWindow(QMainWindow):
         self.style_tools = StyleTools(self)
 
     # ---------------------------------------------------------------- actions and menus
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+    def make_action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         a = QAction(text, self)
         if shortcut is not None:
             a.setShortcut(QKeySequence(shortcut))
@@ -130,33 +133,33 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         K, S = QKeySequence, QKeySequence.StandardKey
-        self.act_open = self._action("&Open Folder…", self.choose_folder, K(S.Open), "Open a folder of paintings")
-        self.act_labels = self._action("Use &Labels CSV…", self.choose_labels, None,
+        self.act_open = self.make_action("&Open Folder…", self.choose_folder, K(S.Open), "Open a folder of paintings")
+        self.act_labels = self.make_action("Use &Labels CSV…", self.choose_labels, None,
                                        "Read artist/title/year/style from a CSV file")
-        self.act_query = self._action("&Find Similar to Image…", self.choose_query_image, "Ctrl+Shift+F",
+        self.act_query = self.make_action("&Find Similar to Image…", self.choose_query_image, "Ctrl+Shift+F",
                                       "Search the collection with an image from outside it")
-        self.act_update = self._action("&Update Index", lambda: self.controller.reindex(), "F5",
+        self.act_update = self.make_action("&Update Index", lambda: self.controller.indexing.reindex(), "F5",
                                        "Scan the folder again and process new or changed files")
-        self.act_export = self._action("&Export Cluster Summaries…", self.choose_export, "Ctrl+E",
+        self.act_export = self.make_action("&Export Cluster Summaries…", self.choose_export, "Ctrl+E",
                                        "Write topics, paintings and artists as CSV with provenance JSON")
-        self.act_quit = self._action("&Quit", self.close, K(S.Quit))
-        self.act_settings = self._action("&Settings…", self.open_settings, K(S.Preferences) if not
+        self.act_quit = self.make_action("&Quit", self.close, K(S.Quit))
+        self.act_settings = self.make_action("&Settings…", self.open_settings, K(S.Preferences) if not
                                          K(S.Preferences).isEmpty() else "Ctrl+,")
-        self.act_find = self._action("Filter Gallery", self.focus_filter, K(S.Find))
-        self.act_back = self._action("Back", lambda: self.controller.back(), "Alt+Left", "Previous painting")
-        self.act_forward = self._action("Forward", lambda: self.controller.forward(), "Alt+Right", "Next painting")
+        self.act_find = self.make_action("Filter Gallery", self.focus_filter, K(S.Find))
+        self.act_back = self.make_action("Back", lambda: self.controller.back(), "Alt+Left", "Previous painting")
+        self.act_forward = self.make_action("Forward", lambda: self.controller.forward(), "Alt+Right", "Next painting")
         self.act_back.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         self.act_forward.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
-        self.act_fullscreen = self._action("&Full Screen", self.toggle_full_screen, "F11")
+        self.act_fullscreen = self.make_action("&Full Screen", self.toggle_full_screen, "F11")
         self.act_fullscreen.setCheckable(True)
-        self.act_zoom = self._action("&Zoom Preview", lambda: self.detail.open_zoom(), "Ctrl+Return")
-        self.act_bigger = self._action("&Larger Thumbnails", lambda: self._step_thumbs(+32), "Ctrl+=")
-        self.act_smaller = self._action("&Smaller Thumbnails", lambda: self._step_thumbs(-32), "Ctrl+-")
-        self.act_cancel = self._action("&Cancel", lambda: self.controller.cancel(), "Esc")
-        self.act_duplicates = self._action("Find &Near-Duplicates…", self.open_duplicates, "Ctrl+Shift+D",
+        self.act_zoom = self.make_action("&Zoom Preview", lambda: self.detail.open_zoom(), "Ctrl+Return")
+        self.act_bigger = self.make_action("&Larger Thumbnails", lambda: self._step_thumbs(+32), "Ctrl+=")
+        self.act_smaller = self.make_action("&Smaller Thumbnails", lambda: self._step_thumbs(-32), "Ctrl+-")
+        self.act_cancel = self.make_action("&Cancel", lambda: self.controller.cancel(), "Esc")
+        self.act_duplicates = self.make_action("Find &Near-Duplicates…", self.open_duplicates, "Ctrl+Shift+D",
                                            "Groups of the same painting photographed twice, resized or cropped "
                                            "(nothing is deleted)")
-        self.act_map_export = self._action("Export &Map Selection…", lambda: self.map.choose_export(), None,
+        self.act_map_export = self.make_action("Export &Map Selection…", lambda: self.map.choose_export(), None,
                                            "Write the paintings selected on the map (or all) as CSV")
 
     def _make_menus(self) -> None:
@@ -177,7 +180,7 @@ class MainWindow(QMainWindow):
         e.addAction(self.act_settings)
         v = self.view_menu = mb.addMenu("&View")
         for i, name in enumerate(("Gallery", "Map", "Heatmap", "Topics", "Problems")):
-            v.addAction(self._action(name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))
+            v.addAction(self.make_action(name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))
         v.addSeparator()
         v.addAction(self.act_bigger)
         v.addAction(self.act_smaller)
@@ -191,7 +194,7 @@ class MainWindow(QMainWindow):
         t.addAction(self.act_duplicates)
         t.addAction(self.act_map_export)
         h = mb.addMenu("&Help")
-        h.addAction(self._action("&About artstyle", self.about))
+        h.addAction(self.make_action("&About artstyle", self.about))
 
     def _fill_recent_menu(self) -> None:
         m = self.recent_menu
@@ -243,14 +246,29 @@ class MainWindow(QMainWindow):
             if rel is not None and c.record(rel) is not None:
                 c.select(rel)
                 return
-        c.query_image(path)
+        self.detail.query_image(path)
 
     def choose_export(self) -> None:
-        c = self.controller
         start = str(Path.home() / "artstyle-export")
         d = QFileDialog.getExistingDirectory(self, "Export cluster summaries to folder", start)
         if d:
-            c.export(d)
+            self.export(d)
+
+    def export(self, outdir: str | Path) -> None:
+        """Write the topic/painting/artist CSVs and provenance JSON (in a worker); ``exported`` follows."""
+        c = self.controller
+        col = c.need_collection()
+        if col is None:
+            return
+        names = dict(c.topic_names)
+
+        def done(paths) -> None:
+            paths = [Path(p) for p in paths]
+            self.exported.emit(paths)
+            where = paths[0].parent if paths else ""
+            c.message_posted.emit(f"Wrote {', '.join(p.name for p in paths)} to {where}")
+
+        c.jobs.start(Job("export", lambda: step(col.export, Path(outdir), topic_names=names), done))
 
     def open_settings(self) -> None:
         c = self.controller
@@ -260,7 +278,7 @@ class MainWindow(QMainWindow):
         s, thumb = dlg.values()
         self.gallery.set_thumb_size(thumb)
         prefs.set_thumb_size(thumb)
-        what = c.apply_settings(s)
+        what = c.indexing.apply_settings(s)
         prefs.save_engine_settings(c.settings)
         msg = {"index": "Settings saved: extracting features with the new backbone",
                "analyse": "Settings saved: fitting PCA and topics again (no re-extraction)",
@@ -372,7 +390,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.collection is None:
             return
-        c.apply_settings(upgraded_to_art_model(c.settings))
+        c.indexing.apply_settings(upgraded_to_art_model(c.settings))
         prefs.save_engine_settings(c.settings)
 
     def _on_upgrade_declined(self) -> None:

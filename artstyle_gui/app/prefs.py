@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from ..core.engine import Settings
+from ..core.model import Settings
 from ..core.model import is_old_default, upgraded_to_art_model
 
 ORG = "artstyle_gui"

@@ -5,15 +5,17 @@ No behaviour beyond validation and (de)serialisation; :mod:`.engine` produces th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from .analysis import PARTS, TOPIC_INPUTS, PartModel, TopicModel
-from .backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, file_sha256
+from .analysis.neighbors import NeighbourIndex
+from .analysis.parts import PARTS, PartModel, blend
+from .analysis.topics import TOPIC_INPUTS, TopicModel
 from .errors import ArtStyleError, IndexCorrupt
-from .neighbors import NeighbourIndex
+from .ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, file_sha256
 
 #: the art style model's deep feature carries most of what the texture and colour parts add; with more of
 #: them (the ImageNet default below) its precision@10 on wikiart7-dev fell from 0.59 to 0.58 (docs/quality.md)
@@ -128,8 +130,6 @@ def with_backbone(s: Settings, backbone: str, weights_file: str | None = None) -
     """``s`` moved to ``backbone``: a topic input or blend that was the old backbone's default becomes the
     new backbone's default (they are measured per backbone, docs/quality.md); anything the user chose
     (another topic input, other weights, K, PCA size, ...) is kept."""
-    from dataclasses import replace
-
     new = default_settings_for(backbone)
     old = default_settings_for(s.backbone)
     return replace(s, backbone=backbone, weights_file=weights_file,
@@ -171,9 +171,11 @@ class Neighbour:
     shares: dict[str, float]  # the same as fractions summing to 1 ("why similar")
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Analysis:
-    """Everything the views need, aligned by row."""
+    """Everything the views need, aligned by row. Immutable: a change (blend, space, topics) is a new
+    Analysis (:meth:`with_blend`, ``dataclasses.replace``), so a view can keep the one it shows while a
+    worker makes the next, and swap it in on the GUI thread."""
 
     relpaths: list[str]
     file_ids: np.ndarray
@@ -188,20 +190,39 @@ class Analysis:
     fingerprint: str
     settings: Settings
     featureset: str
-    # --- style adapter (core/adapt.py): the space that parts/index/topics show; in the adapted
-    # space the base parts, index and topics are kept aside untouched (adapt.base_view)
+    # --- style adapter (core/learn/adapt.py): the space that parts/index/topics show
     space: str = "base"
     adapter: Any = None
-    _base_stash: dict[str, Any] | None = field(default=None, repr=False)
+    #: the base-space analysis an adapted one was made from (None in the base space)
+    base: "Analysis | None" = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         return len(self.relpaths)
 
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.relpaths)}
+
     def row_of(self, relpath: str) -> int | None:
-        if not hasattr(self, "_rows"):
-            self._rows = {p: i for i, p in enumerate(self.relpaths)}
         return self._rows.get(relpath)
+
+    @cached_property
+    def blended(self) -> np.ndarray:
+        """The blended (N, D) vectors the neighbour index holds (computed once, on first use)."""
+        return blend(self.parts, self.weights)
+
+    @property
+    def base_space(self) -> "Analysis":
+        """The base-space analysis (itself unless it shows the adapted space)."""
+        return self.base if self.space == "adapted" and self.base is not None else self
+
+    def with_blend(self, weights: dict[str, float], metric: str, settings: Settings) -> "Analysis":
+        """The same analysis ranked with other blend weights / metric (a new neighbour index, no
+        extraction); an adapted analysis keeps its base as it is (re-ranked when shown again)."""
+        w = {p: float(weights.get(p, 0.0)) for p in PARTS}
+        index = NeighbourIndex.build(blend(self.parts, w), metric, seed=settings.seed)
+        return replace(self, weights=w, metric=metric, index=index, settings=replace(settings))
 
     def dominant_topics(self) -> np.ndarray:
         if self.topics is None:

@@ -19,7 +19,7 @@ def write_labels(path: Path, rows) -> None:
 
 def fast_settings(**kw):
     """Engine settings that keep the tests quick (small K range, small batches)."""
-    from artstyle_gui.core.engine import Settings
+    from artstyle_gui.core.model import Settings
 
     base = dict(k_range=(3, 6), batch_size=8)
     base.update(kw)

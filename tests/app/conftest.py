@@ -41,7 +41,7 @@ def _gui_thread_gc_only_for_app_tests():
     automatic collection and in-thread fits back."""
     yield
     from artstyle_gui.app.background import restore_automatic_gc
-    from artstyle_gui.core.analysis import set_topic_processes
+    from artstyle_gui.core.analysis.topics import set_topic_processes
 
     restore_automatic_gc()
     set_topic_processes(0)
@@ -52,7 +52,7 @@ def _no_thread_pool_work_left(qapp):
     yield
     from PySide6.QtCore import QThreadPool
 
-    from artstyle_gui.app.thumbnails import thumbnail_pool
+    from artstyle_gui.app.widgets.thumbnails import thumbnail_pool
 
     for pool in (QThreadPool.globalInstance(), thumbnail_pool()):
         assert pool.waitForDone(60000), "thread-pool work still running after the test"
@@ -63,7 +63,7 @@ class Indexed:
     """A synthetic collection with labels, indexed once by the core (the reference for the GUI)."""
 
     def __init__(self, root: Path, index_dir: Path, settings) -> None:
-        from artstyle_gui.core.engine import Collection
+        from artstyle_gui.core.index.collection import Collection
         from artstyle_gui.core.progress import run
 
         self.root, self.index_dir, self.settings = root, index_dir, settings
@@ -72,7 +72,7 @@ class Indexed:
 
     def reference(self):
         """A fresh core Collection over the same index (what the app must agree with)."""
-        from artstyle_gui.core.engine import Collection
+        from artstyle_gui.core.index.collection import Collection
 
         col = Collection(self.root, settings=self.settings, index_dir=self.index_dir)
         col.load_analysis()

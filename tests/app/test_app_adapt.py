@@ -22,8 +22,8 @@ pytestmark = pytest.mark.gui
 def adapted_index(indexed, tmp_path_factory):
     """A copy of the indexed collection's index with a style adapter + verifier trained on 'style'
     by the core (the base space is still the saved setting)."""
-    from artstyle_gui.core.adapt import AdapterConfig
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.learn.adapt import AdapterConfig
+    from artstyle_gui.core.index.collection import Collection
     from artstyle_gui.core.progress import run
 
     index = tmp_path_factory.mktemp("adapted") / "index"
@@ -48,7 +48,7 @@ def adapted_window(qtbot, indexed, adapted_index, tmp_path):
 
 def reference(win, space: str):
     """A core Collection over the window's index, showing ``space`` (what the app must agree with)."""
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
 
     col = Collection(win.controller.collection.root, settings=fast_settings(space=space),
                      index_dir=win.controller.collection.index_dir)
@@ -63,13 +63,13 @@ def wait_idle(qtbot, c):
 
 # --------------------------------------------------------------------------- learn
 def test_learn_style_trains_in_a_job_and_shows_the_adapted_space(window, qtbot):
-    from artstyle_gui.app.adapt_view import AdaptDialog
-    from artstyle_gui.app.controller import Controller
-    from artstyle_gui.core.adapt import base_view, precision_at, stratified_holdout, usable_labels
-    from artstyle_gui.core.analysis import blend
+    from artstyle_gui.app.dialogs.adapt import AdaptDialog
+    from artstyle_gui.core.learn.split import precision_at, stratified_holdout, usable_labels
+    from artstyle_gui.core.analysis.parts import blend
 
     c, tools = window.controller, window.style_tools
-    assert c.adapter_info() is None and c.space == "base"
+    s = tools.jobs
+    assert s.adapter_info() is None and s.space == "base"
     assert not tools.act_space.isEnabled() and "Learn Style from Labels" in tools.act_space.toolTip()
     assert tools.act_learn.isEnabled() and tools.act_learn.shortcut().toString() == "Ctrl+Shift+L"
     assert not tools.chip.isVisible()  # nothing to switch to yet
@@ -89,7 +89,7 @@ def test_learn_style_trains_in_a_job_and_shows_the_adapted_space(window, qtbot):
             stages.setdefault(p.stage, window.progress.stage.text())
 
     c.progress_changed.connect(on_progress)
-    with qtbot.waitSignal(c.style_learned, timeout=120000) as sig:
+    with qtbot.waitSignal(s.style_learned, timeout=120000) as sig:
         dlg.accept()
     wait_idle(qtbot, c)
     res = sig.args[0]
@@ -97,12 +97,12 @@ def test_learn_style_trains_in_a_job_and_shows_the_adapted_space(window, qtbot):
     assert "Learning style" in stages["adapt"]  # a readable stage name in the status bar
 
     # the collection is in the adapted space, remembered with the index's settings
-    info = c.adapter_info()
+    info = s.adapter_info()
     assert info is not None and info["label"] == "style" and info["config"]["holdout"] == 0.25
     assert c.analysis.space == "adapted" and c.analysis.adapter.id == info["id"]
     assert c.collection.settings.space == "adapted" and c.settings.space == "adapted"
-    assert Controller._saved_settings(c.collection).space == "adapted"
-    assert c.verifier_info()["adapter_id"] == info["id"]
+    assert c.collection.files.saved_settings().space == "adapted"
+    assert s.verifier_info()["adapter_id"] == info["id"]
     assert tools.act_space.isEnabled() and tools.act_space.isChecked()
     assert tools.chip.isVisible() and "learned style (style)" in tools.chip.text()
 
@@ -123,7 +123,7 @@ def test_learn_style_trains_in_a_job_and_shows_the_adapted_space(window, qtbot):
     rows = np.flatnonzero(usable_labels(list(lab)))
     _, y = np.unique(lab[rows], return_inverse=True)
     _, ho = stratified_holdout(y, 0.25, c.collection.settings.seed)
-    emb = blend(base_view(an)[0], an.weights)
+    emb = blend(an.base_space.parts, an.weights)
     assert precision_at(emb, lab, rows[ho], rows[ho], rep.k) == pytest.approx(rep.base_heldout_p10)
     train = np.setdiff1d(rows, rows[ho])
     assert res.base_train_p == pytest.approx(precision_at(emb, lab, train, train, rep.k))
@@ -140,8 +140,8 @@ def test_learn_style_trains_in_a_job_and_shows_the_adapted_space(window, qtbot):
 
 def test_cancel_while_training_leaves_no_adapter(window, qtbot):
     """Deterministic: the job runs in this thread, cancelled at the second epoch."""
-    c = window.controller
-    derived = c._derived_dir(c.collection)
+    c, s = window.controller, window.style_tools.jobs
+    derived = c.collection.files.dir
     before = tree_digest(derived)
     parts = c.analysis.parts
     c.synchronous = True
@@ -156,11 +156,11 @@ def test_cancel_while_training_leaves_no_adapter(window, qtbot):
 
     c.progress_changed.connect(on_progress)
     c.job_finished.connect(lambda *a: outcome.append(a))
-    c.style_learned.connect(learned.append)
-    assert c.learn_style("style", "linear", 0.2, epochs=60, patience=60)
+    s.style_learned.connect(learned.append)
+    assert s.learn_style("style", "linear", 0.2, epochs=60, patience=60)
     assert epochs == [2] and outcome == [("adapt", "cancelled")] and not learned
     assert not c.busy
-    assert c.adapter_info() is None and c.verifier_info() is None
+    assert s.adapter_info() is None and s.verifier_info() is None
     assert c.analysis.space == "base" and c.analysis.parts is parts and c.collection.settings.space == "base"
     assert tree_digest(derived) == before  # nothing written
     assert "Cancelled" in window.statusBar().currentMessage()
@@ -169,11 +169,11 @@ def test_cancel_while_training_leaves_no_adapter(window, qtbot):
 
 # --------------------------------------------------------------------------- the space toggle
 def test_toggle_switches_the_space_and_is_remembered(adapted_window, qtbot, indexed):
-    from artstyle_gui.app.controller import Controller
 
     win = adapted_window
     c, tools = win.controller, win.style_tools
-    assert c.space == "base" and c.adapter_info()["label"] == "style"
+    s = tools.jobs
+    assert s.space == "base" and s.adapter_info()["label"] == "style"
     assert tools.act_space.isEnabled() and not tools.act_space.isChecked()
     assert "learned from 'style'" in tools.act_space.toolTip()
     assert tools.chip.isVisible() and "base" in tools.chip.text()
@@ -185,7 +185,7 @@ def test_toggle_switches_the_space_and_is_remembered(adapted_window, qtbot, inde
         assert [n.relpath for n in c.neighbours(rel)] == want_base
         base_topics = c.analysis.topics
 
-        with qtbot.waitSignal(c.space_changed, timeout=60000) as sig:
+        with qtbot.waitSignal(s.space_changed, timeout=60000) as sig:
             tools.act_space.trigger()
         wait_idle(qtbot, c)
         assert sig.args == ["adapted"]
@@ -193,20 +193,20 @@ def test_toggle_switches_the_space_and_is_remembered(adapted_window, qtbot, inde
         assert c.analysis.topics is not base_topics and c.analysis.topics.input_kind == "adapted"
         assert [n.relpath for n in c.neighbours(rel)] == want_adapted
         assert "learned style" in tools.chip.text()
-        assert Controller._saved_settings(c.collection).space == "adapted"
+        assert c.collection.files.saved_settings().space == "adapted"
 
-        with qtbot.waitSignal(c.space_changed, timeout=60000) as sig:
+        with qtbot.waitSignal(s.space_changed, timeout=60000) as sig:
             tools.chip.click()  # the status-bar chip switches too
         wait_idle(qtbot, c)
         assert sig.args == ["base"] and c.analysis.space == "base" and not tools.act_space.isChecked()
         assert c.analysis.topics is base_topics
         assert [n.relpath for n in c.neighbours(rel)] == want_base
-        assert Controller._saved_settings(c.collection).space == "base"
+        assert c.collection.files.saved_settings().space == "base"
     finally:
         base_ref.close()
         ad_ref.close()
 
-    with qtbot.waitSignal(c.space_changed, timeout=60000):
+    with qtbot.waitSignal(s.space_changed, timeout=60000):
         tools.act_space.trigger()
     wait_idle(qtbot, c)
     index = c.collection.index_dir
@@ -223,10 +223,11 @@ def test_toggle_switches_the_space_and_is_remembered(adapted_window, qtbot, inde
 def test_compare_shows_the_cores_probability(adapted_window, qtbot):
     from PySide6.QtWidgets import QMenu
 
-    from artstyle_gui.app.compare_view import CompareDialog, percent_text
+    from artstyle_gui.app.dialogs.compare import CompareDialog, percent_text
 
     win = adapted_window
     c, tools = win.controller, win.style_tools
+    s = tools.jobs
     rels = c.analysis.relpaths
     a, b, other = rels[0], rels[1], rels[-1]
     assert tools.act_compare.shortcut().toString() == "Ctrl+Shift+C"
@@ -237,13 +238,13 @@ def test_compare_shows_the_cores_probability(adapted_window, qtbot):
     assert isinstance(dlg, CompareDialog) and dlg.a == a and dlg.b is None and tools.compare_a == a
     assert dlg.comparison is None and "Pick two" in dlg.headline.text()
 
-    with qtbot.waitSignal(c.compared, timeout=60000):
+    with qtbot.waitSignal(s.compared, timeout=60000):
         c.select(b)  # B follows the selection
     ref = reference(win, "base")
     try:
         for x, y in ((a, b), (a, other)):
             if (x, y) != (dlg.a, dlg.b):
-                with qtbot.waitSignal(c.compared, timeout=60000):
+                with qtbot.waitSignal(s.compared, timeout=60000):
                     c.select(y)
             want = ref.compare(ref.analysis.row_of(x), ref.analysis.row_of(y))
             got = dlg.comparison
@@ -265,7 +266,7 @@ def test_compare_shows_the_cores_probability(adapted_window, qtbot):
 
     # swap: A and B exchange (the verifier is symmetric), B stops following the selection
     p = dlg.comparison.probability
-    with qtbot.waitSignal(c.compared, timeout=60000):
+    with qtbot.waitSignal(s.compared, timeout=60000):
         dlg.swap.click()
     assert (dlg.a, dlg.b) == (other, a) and tools.compare_a == other and not dlg.follow.isChecked()
     assert dlg.comparison.probability == pytest.approx(p, abs=1e-9)
@@ -287,10 +288,11 @@ def test_no_labels_explains_how_to_add_them(qtbot, indexed, tmp_path):
     empty.write_text("path\n", encoding="utf-8")
     win = open_window(qtbot, indexed.root, index, labels_csv=empty)
     c, tools = win.controller, win.style_tools
+    s = tools.jobs
     try:
         errors: list = []
         c.error_raised.connect(lambda *a: errors.append(a))
-        assert c.label_choices() == []
+        assert s.label_choices() == []
         box = tools.learn_style()
         assert box is tools.last_box and box.isVisible() and not c.busy
         assert "no labels" in box.text()
@@ -311,7 +313,7 @@ def test_no_labels_explains_how_to_add_them(qtbot, indexed, tmp_path):
         with qtbot.waitSignal(c.job_finished, timeout=60000):
             sub.click()
         wait_idle(qtbot, c)
-        choices = {col: (n, k) for col, n, k in c.label_choices()}
+        choices = {col: (n, k) for col, n, k in s.label_choices()}
         assert choices == {"artist": (32, 4)}  # blocks, pointillist, stripes, swirl
     finally:
         win.shutdown()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.gui
 
 def reference(window, indexed):
     """A second core Collection over the window's (copied) index: what the app must agree with."""
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
 
     col = Collection(indexed.root, settings=fast_settings(), index_dir=window.controller.collection.index_dir)
     col.load_analysis()
@@ -137,7 +137,7 @@ def test_map_recomputes_when_the_embedding_changes_only(window, indexed, qtbot):
     assert jobs == ["map"]
 
     weights = {"deep": 0.0, "texture": 0.0, "colour": 1.0}
-    c.set_blend(weights)  # the embedding changes while the map is showing
+    c.indexing.set_blend(weights)  # the embedding changes while the map is showing
     qtbot.waitUntil(lambda: jobs.count("map") == 2 and m.has_map() and not c.busy, timeout=60000)
     ref = reference(window, indexed)
     ref.set_blend(weights)
@@ -147,7 +147,7 @@ def test_map_recomputes_when_the_embedding_changes_only(window, indexed, qtbot):
     assert not np.allclose(xy, before)
 
     window.tabs.setCurrentWidget(window.gallery)  # changed while hidden: computed when shown again
-    c.set_blend({"deep": 1.0, "texture": 0.0, "colour": 0.0})
+    c.indexing.set_blend({"deep": 1.0, "texture": 0.0, "colour": 0.0})
     qtbot.waitUntil(lambda: not c.busy, timeout=60000)
     assert jobs.count("map") == 2
     window.tabs.setCurrentWidget(m)
@@ -182,7 +182,7 @@ def test_duplicates_dialog_finds_a_planted_copy(qtbot, tmp_path):
 
     from artstyle_gui.app.controller import Controller
     from artstyle_gui.app.main_window import MainWindow
-    from artstyle_gui.core.duplicates import CACHE_FILE
+    from artstyle_gui.core.explore.duplicates import CACHE_FILE
 
     root = tmp_path / "paintings"
     make_collection(root, n_per_style=3, size=(128, 104))
@@ -200,7 +200,7 @@ def test_duplicates_dialog_finds_a_planted_copy(qtbot, tmp_path):
     dlg = win.open_duplicates()
     assert dlg.isVisible() and "Nothing is deleted" in dlg.intro.text()
     assert (dlg.threshold.minimum(), dlg.threshold.value(), dlg.threshold.maximum()) == (70, 80, 99)
-    with qtbot.waitSignal(c.duplicates_found, timeout=120000):
+    with qtbot.waitSignal(dlg.duplicates_found, timeout=120000):
         dlg.find_btn.click()
     qtbot.waitUntil(lambda: not c.busy, timeout=60000)
     assert [sorted(g.relpaths) for g in dlg.groups] == [sorted([orig, copy])]
@@ -260,7 +260,7 @@ def test_steering_reranks_and_reset_returns_plain_neighbours(window, indexed, qt
 
 # --------------------------------------------------------------------------- topic names
 def test_topic_names_live_in_the_index_and_show_everywhere(window, indexed, qtbot):
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
 
     c = window.controller
     tb = window.topics
@@ -287,7 +287,7 @@ def test_topic_names_live_in_the_index_and_show_everywhere(window, indexed, qtbo
 
 def test_topic_names_from_the_old_settings_move_into_the_index(window, indexed, qtbot):
     from artstyle_gui.app import prefs
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
 
     c = window.controller
     fp = c.analysis.fingerprint

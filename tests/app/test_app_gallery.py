@@ -9,7 +9,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def model(qapp, indexed):
-    from artstyle_gui.app.gallery import GalleryModel
+    from artstyle_gui.app.views.gallery import GalleryModel
 
     an = indexed.an
     m = GalleryModel()
@@ -43,7 +43,7 @@ def test_filter_matches_name_artist_and_title(model):
 
 
 def test_sorts(model, indexed):
-    from artstyle_gui.app.gallery import ArtistRole, ScoreRole, TopicRole
+    from artstyle_gui.app.views.gallery import ArtistRole, ScoreRole, TopicRole
 
     an = indexed.an
     model.set_sort("name")
@@ -76,7 +76,7 @@ def test_add_items_appends_live(model):
 
 
 def test_thumbnails_decode_off_thread_and_cache_outside_collection(qtbot, indexed, tmp_path):
-    from artstyle_gui.app.thumbnails import THUMB_SIDE, ThumbnailLoader
+    from artstyle_gui.app.widgets.thumbnails import THUMB_SIDE, ThumbnailLoader
 
     before = sorted(p.name for p in indexed.root.rglob("*"))
     lo = ThumbnailLoader()
@@ -104,7 +104,7 @@ def test_thumbnails_decode_off_thread_and_cache_outside_collection(qtbot, indexe
 
 
 def test_thumbnail_requests_are_lifo(qapp, tmp_path):
-    from artstyle_gui.app import thumbnails as th
+    from artstyle_gui.app.widgets import thumbnails as th
 
     lo = th.ThumbnailLoader()
     pool = th.thumbnail_pool()

@@ -81,7 +81,7 @@ def test_indexing_keeps_main_thread_responsive(qtbot, tmp_path, record_property)
 def test_cancel_stops_within_one_batch_and_keeps_finished_work(qtbot, tmp_path):
     """Deterministic: the job runs in this thread (worker.run()), cancelled on the first batch."""
     from artstyle_gui.app.controller import Controller
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
     from artstyle_gui.core.progress import run
 
     root = tmp_path / "c"
@@ -177,7 +177,7 @@ def test_open_error_is_shown_inline_not_raised(qtbot, tmp_path):
     win.show()
     assert not win.open_folder(tmp_path / "does-not-exist")
     assert win.message_bar.isVisible() and "not a folder" in win.message_bar.text.text()
-    win.controller.query_image(tmp_path / "x.png")  # nothing open: explained, no crash
+    win.detail.query_image(tmp_path / "x.png")  # nothing open: explained, no crash
     assert "Open a folder" in win.message_bar.text.text()
     win.shutdown()
 
@@ -201,7 +201,7 @@ def test_screenshot_command(indexed, tmp_path):
 
 
 def test_core_and_cli_stay_qt_free():
-    code = ("import sys, artstyle_gui.core.engine, artstyle_gui.core.app_support, artstyle_gui.core.summaries, "
+    code = ("import sys, artstyle_gui.core.index.collection, artstyle_gui.core.index.preload, artstyle_gui.core.search, artstyle_gui.core.explore.summaries, "
             "artstyle_gui.cli; bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', "
             "'superqt', 'shiboken6') or m.startswith('artstyle_gui.app')]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -224,7 +224,7 @@ def test_opening_another_folder_while_indexing(qtbot, tmp_path):
     assert sig.args == ["index", "ok"]
     assert c.collection.root == b.resolve() and len(c.records) == 4 and c.analysis.n == 4
     assert set(added) <= {r.relpath for r in c.records}
-    qtbot.waitUntil(lambda: not c._retired, timeout=60000)  # A's index closed after its worker stopped
+    qtbot.waitUntil(lambda: not c.closing, timeout=60000)  # A's index closed after its worker stopped
     c.shutdown()
 
 

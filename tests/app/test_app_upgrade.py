@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 def old_index(indexed, tmp_path):
     """The session's synthetic collection indexed with ImageNet Lite0 (the old default), its settings
     remembered in the index as the CLI and the app of that version did."""
-    from artstyle_gui.core.engine import Collection
+    from artstyle_gui.core.index.collection import Collection
     from artstyle_gui.core.progress import run
 
     idx = tmp_path / "old-index"
@@ -29,7 +29,7 @@ def old_index(indexed, tmp_path):
 
 
 def test_old_index_opens_and_reindex_offer_switches_to_the_art_model(qtbot, indexed, old_index):
-    from artstyle_gui.core.backbones import DEFAULT_BACKBONE
+    from artstyle_gui.core.ingest.backbones import DEFAULT_BACKBONE
 
     win = open_window(qtbot, indexed.root, old_index)
     try:
@@ -72,7 +72,7 @@ def test_a_collection_on_the_art_model_gets_no_offer(window):
 
 def test_settings_saved_before_the_art_model_move_new_collections_to_it():
     from artstyle_gui.app import prefs
-    from artstyle_gui.core.engine import Settings
+    from artstyle_gui.core.model import Settings
 
     old = Settings(backbone="effnet-lite0", topic_input="bovw", blend={"deep": 1.0, "texture": 0.5, "colour": 0.25},
                    k=9)
@@ -106,8 +106,8 @@ def test_a_new_folder_opened_after_an_old_collection_starts_on_the_art_model(qtb
 
 
 def test_settings_dialog_moves_default_topic_input_and_blend_with_the_backbone(qtbot):
-    from artstyle_gui.app.settings_dialog import SettingsDialog
-    from artstyle_gui.core.engine import Settings
+    from artstyle_gui.app.dialogs.settings import SettingsDialog
+    from artstyle_gui.core.model import Settings
     from artstyle_gui.core.model import default_settings_for
 
     dlg = SettingsDialog(default_settings_for("effnet-lite0"), 160)

@@ -106,7 +106,7 @@ def test_heatmap_handles_thousands_of_rows(qtbot, window):
     """The whole collection is one image: a synthetic 20,000-row analysis is drawn in full."""
     from types import SimpleNamespace
 
-    from artstyle_gui.app.heatmap import HeatmapView
+    from artstyle_gui.app.views.heatmap import HeatmapView
 
     rng = np.random.default_rng(0)
     n, k = 20000, 12
@@ -132,8 +132,8 @@ def test_export_writes_parseable_csv(window, indexed, qtbot, tmp_path):
     c = window.controller
     c.rename_topic(0, "Warm dots")
     out = tmp_path / "export"
-    with qtbot.waitSignal(c.exported, timeout=60000) as sig:
-        c.export(out)
+    with qtbot.waitSignal(window.exported, timeout=60000) as sig:
+        window.export(out)
     names = sorted(p.name for p in sig.args[0])
     assert names == ["artists.csv", "paintings.csv", "provenance.json", "topics.csv"]
     with open(out / "paintings.csv", newline="", encoding="utf-8") as fh:
@@ -161,7 +161,7 @@ def test_drop_external_image_lists_neighbours(window, indexed, qtbot, tmp_path):
     ext = tmp_path / "outside" / "query.png"
     ext.parent.mkdir()
     make_painting("stripes", 999, (128, 104)).save(ext)
-    with qtbot.waitSignal(c.external_query_finished, timeout=60000):
+    with qtbot.waitSignal(window.detail.external_query_finished, timeout=60000):
         drop(window, ext)
     ref = indexed.reference()
     expected = [n.relpath for n in ref.similar_to_file(ext, 12)]
@@ -197,7 +197,7 @@ def test_blend_change_reranks_without_extraction(window, indexed, qtbot):
     c.progress_changed.connect(lambda p, *_: stages.append(p.stage if p else None))
     new = replace(c.settings, blend={"deep": 0.0, "texture": 0.0, "colour": 1.0})
     with qtbot.waitSignal(c.job_finished, timeout=60000):
-        assert c.apply_settings(new) == "blend"
+        assert c.indexing.apply_settings(new) == "blend"
     assert "extract" not in stages
     ref = indexed.reference()
     ref.set_blend({"deep": 0.0, "texture": 0.0, "colour": 1.0})
@@ -246,7 +246,7 @@ def test_state_is_remembered(window, qtbot):
 def test_keyboard_navigation_zoom_and_full_screen(window, indexed, qtbot):
     from PySide6.QtTest import QTest
 
-    from artstyle_gui.app.detail import ZoomDialog
+    from artstyle_gui.app.views.detail import ZoomDialog
 
     c = window.controller
     view = window.gallery.view
@@ -267,7 +267,7 @@ def test_keyboard_navigation_zoom_and_full_screen(window, indexed, qtbot):
 
 
 def test_settings_dialog_round_trip_and_analysis_refit(window, qtbot):
-    from artstyle_gui.app.settings_dialog import SettingsDialog
+    from artstyle_gui.app.dialogs.settings import SettingsDialog
 
     c = window.controller
     dlg = SettingsDialog(c.settings, 192, window)
@@ -282,7 +282,7 @@ def test_settings_dialog_round_trip_and_analysis_refit(window, qtbot):
     stages = []
     c.progress_changed.connect(lambda p, *_: stages.append(p.stage if p else None))
     with qtbot.waitSignal(c.job_finished, timeout=120000) as sig:
-        assert c.apply_settings(s) == "analyse"
+        assert c.indexing.apply_settings(s) == "analyse"
     assert sig.args == ["analyse", "ok"] and "extract" not in stages
     assert c.analysis.parts["deep"].shape[1] == 16 and c.analysis.topics.k == 4
     assert c.analysis.weights["texture"] == 0.0
@@ -299,8 +299,8 @@ def test_settings_dialog_offers_fine_tuned_backbones(window, qtbot):
     its weights file; going back to a built-in clears the file."""
     import json
 
-    from artstyle_gui.app.settings_dialog import TUNED_PREFIX, SettingsDialog
-    from artstyle_gui.core.finetune import finetuned_dir
+    from artstyle_gui.app.dialogs.settings import TUNED_PREFIX, SettingsDialog
+    from artstyle_gui.core.learn.finetune import finetuned_dir
 
     d = finetuned_dir()
     d.mkdir(parents=True)
@@ -334,12 +334,12 @@ def test_settings_are_remembered_in_the_index(window, indexed, qtbot):
     import json
 
     from artstyle_gui.app.controller import Controller
-    from artstyle_gui.core.engine import Settings
+    from artstyle_gui.core.model import Settings
 
     c = window.controller
     index = c.collection.index_dir
     with qtbot.waitSignal(c.job_finished, timeout=120000):
-        c.refit_topics(3)
+        c.indexing.refit_topics(3)
     assert json.loads(c.collection.store.get_meta("settings"))["k"] == 3
     window.shutdown()
     c2 = Controller(Settings())  # app defaults differ (auto K)...
@@ -347,3 +347,22 @@ def test_settings_are_remembered_in_the_index(window, indexed, qtbot):
         c2.open_folder(indexed.root, index_dir=index)
     assert c2.settings.k == 3 and c2.analysis.topics.k == 3  # ...but the collection's own settings win
     c2.shutdown()
+
+
+def test_a_registered_backbone_is_offered_in_settings(window):
+    """Adding a backbone is one file and one registration line (tests/toy_backbone.py): the settings
+    dialog offers it and returns it."""
+    from artstyle_gui.app.dialogs.settings import SettingsDialog
+    from artstyle_gui.core.ingest.backbones import REGISTRY, register
+    from toy_backbone import TOY
+
+    register(TOY)
+    try:
+        dlg = SettingsDialog(window.controller.settings, 192, window)
+        names = [dlg.backbone.itemData(i) for i in range(dlg.backbone.count())]
+        assert TOY.name in names and set(REGISTRY) <= set(names)
+        dlg.backbone.setCurrentIndex(names.index(TOY.name))
+        assert dlg.values()[0].backbone == TOY.name
+        dlg.deleteLater()
+    finally:
+        REGISTRY.pop(TOY.name, None)

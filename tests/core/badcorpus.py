@@ -283,7 +283,7 @@ def tree_digest(root: Path) -> dict[bytes, tuple]:
 def mean_local(col, relpath: str) -> np.ndarray:
     """The stored 7x7 grid of local CNN features of one indexed file, flattened (float32)."""
     rec = next(r for r in col.records() if r.relpath == relpath)
-    fs, _ = col._fs()
+    fs, _ = col.files.featureset()
     raw = col.layout.unpack_many([col.store.get_vectors(fs, [rec.hash])[rec.hash]])
     return raw["local"][0].astype(np.float32).ravel()
 
@@ -291,6 +291,6 @@ def mean_local(col, relpath: str) -> np.ndarray:
 def colour_hist(col, relpath: str) -> np.ndarray:
     """The stored colour histogram (bins^3) of one indexed file."""
     rec = next(r for r in col.records() if r.relpath == relpath)
-    fs, _ = col._fs()
+    fs, _ = col.files.featureset()
     raw = col.layout.unpack_many([col.store.get_vectors(fs, [rec.hash])[rec.hash]])
     return raw["colour"][0]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from artstyle_gui.core.engine import Collection, Settings
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.progress import run
 from synth import STYLES, make_collection, write_labels_csv
 

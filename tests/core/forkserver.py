@@ -50,7 +50,8 @@ def _child(msg: dict, backbone) -> None:
     """Runs in the forked child; never returns."""
     code = 0
     try:
-        from artstyle_gui.core.engine import Collection, Settings
+        from artstyle_gui.core.index.collection import Collection
+        from artstyle_gui.core.model import Settings
 
         settings = Settings.from_json(msg["settings"])
         rid = msg["id"]
@@ -90,10 +91,11 @@ def _warm_up_analysis() -> None:
     import numpy as np
 
     try:
-        from artstyle_gui.core.analysis import bovw_counts, fit_parts, fit_topics
-        from artstyle_gui.core.backbones import DEFAULT_BACKBONE, REGISTRY
-        from artstyle_gui.core.features import FeatureLayout
-        from artstyle_gui.core.neighbors import NeighbourIndex
+        from artstyle_gui.core.analysis.topics import bovw_counts, fit_topics
+        from artstyle_gui.core.analysis.parts import fit_parts
+        from artstyle_gui.core.ingest.backbones import DEFAULT_BACKBONE, REGISTRY
+        from artstyle_gui.core.ingest.features import FeatureLayout
+        from artstyle_gui.core.analysis.neighbors import NeighbourIndex
         from artstyle_gui.core.progress import run
 
         lay = FeatureLayout.for_backbone(REGISTRY[DEFAULT_BACKBONE], 8)
@@ -111,7 +113,7 @@ def serve() -> None:
     t0 = time.monotonic()
     import numpy as np
 
-    from artstyle_gui.core.backbones import load_backbone
+    from artstyle_gui.core.ingest.backbones import load_backbone
 
     backbone = load_backbone()
     backbone.forward(np.zeros((1, 224, 224, 3), np.uint8))  # warm up once, before any fork

@@ -7,10 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from artstyle_gui.core.analysis import PARTS, blend, knee
-from artstyle_gui.core.engine import Collection, Settings
+from artstyle_gui.core.analysis.parts import PARTS, blend
+from artstyle_gui.core.analysis.topics import knee
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError, IndexLocked
-from artstyle_gui.core.evaluate import nmi, retrieval_scores
+from artstyle_gui.core.analysis.evaluate import nmi, retrieval_scores
 from artstyle_gui.core.progress import collect, run
 from synth import STYLES, make_painting, tree_digest
 
@@ -76,7 +78,7 @@ def test_blend_weights_change_ranking_without_extraction(indexed, monkeypatch):
     col, _, an, _ = indexed
     before = [n.row for n in col.similar(0, k=8)]
     default = dict(col.settings.blend)
-    import artstyle_gui.core.backbones as bb
+    import artstyle_gui.core.ingest.backbones as bb
 
     monkeypatch.setattr(bb, "load_backbone", lambda *a, **k: pytest.fail("must not reload the model"))
     try:
@@ -184,7 +186,7 @@ def test_collection_is_never_written(fresh_copy, tmp_path):
     before = tree_digest(root)
     with Collection(root, settings=Settings(k=4), index_dir=tmp_path / "idx") as col:
         run(col.index())
-        from artstyle_gui.core.summaries import export
+        from artstyle_gui.core.explore.summaries import export
 
         export(col.analysis, tmp_path / "out")
         run(col.index())
@@ -212,7 +214,7 @@ def test_second_writer_is_refused(fresh_copy, tmp_path):
 
 def test_changing_k_refits_without_extraction(indexed, monkeypatch):
     col, _, an, _ = indexed
-    import artstyle_gui.core.engine as eng
+    import artstyle_gui.core.index.collection as eng
 
     calls = []
     monkeypatch.setattr(eng.Collection, "backbone", lambda self: calls.append(1))
@@ -236,7 +238,7 @@ def test_auto_k_records_the_perplexity_curve(indexed):
 
 def test_reopen_loads_the_saved_analysis(indexed, monkeypatch):
     col, _, an, _ = indexed
-    import artstyle_gui.core.analysis as ana
+    import artstyle_gui.core.index.collection as ana
 
     monkeypatch.setattr(ana, "fit_parts", lambda *a, **k: pytest.fail("must not refit"))
     with Collection(col.root, settings=Settings(k=4), index_dir=col.index_dir, labels_csv=col.labels_csv) as c2:
@@ -270,7 +272,7 @@ def test_deleted_content_leaves_the_vector_store(fresh_copy, tmp_path):
     root, rows, labels = fresh_copy
     with Collection(root, settings=Settings(k=4), index_dir=tmp_path / "idx") as col:
         run(col.update())
-        fs, _ = col._fs()
+        fs, _ = col.files.featureset()
         h = next(r.hash for r in col.records() if r.relpath == "stripes/stripes_0.jpg")
         (root / "stripes" / "stripes_0.jpg").unlink()
         run(col.update())
@@ -336,7 +338,7 @@ def test_euclidean_metric_ranks_like_cosine_on_unit_vectors(indexed):
 
 
 def test_forward_in_chunks_gives_every_image_its_own_features():
-    from artstyle_gui.core.backbones import FORWARD_CHUNK, load_backbone
+    from artstyle_gui.core.ingest.backbones import FORWARD_CHUNK, load_backbone
 
     net = load_backbone("effnet-lite0")
     n = FORWARD_CHUNK * 2 + 3  # two full chunks and a short one

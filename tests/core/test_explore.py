@@ -13,16 +13,17 @@ import pytest
 from PIL import Image
 
 from artstyle_gui.cli import main
-from artstyle_gui.core import duplicates as dupmod
-from artstyle_gui.core import stylemap
-from artstyle_gui.core.analysis import blend
-from artstyle_gui.core.duplicates import DuplicateGroup, export_duplicates_csv, hamming, phash
-from artstyle_gui.core.engine import Collection, Settings
+from artstyle_gui.core.explore import duplicates as dupmod
+from artstyle_gui.core.explore import stylemap
+from artstyle_gui.core.analysis.parts import blend
+from artstyle_gui.core.explore.duplicates import DuplicateGroup, export_duplicates_csv, hamming, phash
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError
 from artstyle_gui.core.progress import collect, run
-from artstyle_gui.core.stylemap import compute_layout, neighbourhood_preservation
-from artstyle_gui.core.summaries import export
-from artstyle_gui.core.topicsearch import steer, topic_distance
+from artstyle_gui.core.explore.stylemap import compute_layout, neighbourhood_preservation
+from artstyle_gui.core.explore.summaries import export
+from artstyle_gui.core.search import steer, topic_distance
 from synth import STYLES, make_painting, tree_digest
 
 # planted near-duplicates: copy -> original (a group of three around swirl_5)
@@ -272,12 +273,12 @@ def test_auto_method_and_small_inputs():
 def test_saved_map_is_reused_and_follows_the_embedding(planted, tmp_path, monkeypatch):
     col = _clone(planted, tmp_path)
     try:
-        for f in col._analysis_dir().glob("stylemap-*"):  # layouts saved by other tests
+        for f in col.files.dir.glob("stylemap-*"):  # layouts saved by other tests
             f.unlink()
         col.load_analysis()
         assert col.saved_style_map("pca") is None
         xy = run(col.style_map("pca"))
-        assert (col._analysis_dir() / "stylemap-pca.npz").is_file()
+        assert (col.files.dir / "stylemap-pca.npz").is_file()
 
         def fail(*a, **k):
             raise AssertionError("recomputed a saved layout")
@@ -340,7 +341,7 @@ def test_alpha_zero_without_adjustment_is_similar(indexed):
 
 def test_raising_a_topic_moves_paintings_rich_in_it_up(planted):
     col = planted[0]
-    an = col._require()
+    an = col.require_analysis()
     mix = an.topics.mixtures
     k = 16
     moved = 0
@@ -366,7 +367,7 @@ def test_raising_a_topic_moves_paintings_rich_in_it_up(planted):
 def test_topic_names_persist_show_in_exports_and_follow_the_model(planted, tmp_path):
     col = _clone(planted, tmp_path)
     try:
-        an = col._require()
+        an = col.require_analysis()
         assert col.topic_names() == {} and col.topic_label(2) == "Topic 3"
         # a style that has a topic of its own (LDA may merge two styles on so few paintings)
         dom = an.dominant_topics()
@@ -384,7 +385,7 @@ def test_topic_names_persist_show_in_exports_and_follow_the_model(planted, tmp_p
         col.close()
         col = Collection(root, settings=Settings(**EXPLORE), index_dir=idx)  # reopened: names kept with the index
         assert col.topic_names() == {s: "Warm dots", o: "=HYPERLINK(x)"}
-        an = col._require()
+        an = col.require_analysis()
         export(an, tmp_path / "out", topic_names=col.topic_names())
         with open(tmp_path / "out" / "topics.csv", newline="", encoding="utf-8") as fh:
             trows = list(csv.DictReader(fh))
@@ -476,7 +477,7 @@ def test_cli_steered_similar(cli, capsys):
     assert [r["path"] for r in json.loads(capsys.readouterr().out)["neighbours"]] == plain
     col = Collection(root, settings=Settings(**EXPLORE), index_dir=base[1])
     try:
-        an = col._require()
+        an = col.require_analysis()
         row = an.row_of(q)
         mix = an.topics.mixtures
         d = int(np.argmax(mix[row]))  # the painting's dominant topic

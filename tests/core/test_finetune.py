@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from artstyle_gui.cli import main as cli_main
-from artstyle_gui.core.backbones import DEFAULT_BACKBONE, file_sha256, load_backbone
-from artstyle_gui.core.engine import Collection, Settings
+from artstyle_gui.core.ingest.backbones import DEFAULT_BACKBONE, file_sha256, load_backbone
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError
-from artstyle_gui.core.features import center_crop
-from artstyle_gui.core.finetune import (FinetuneConfig, finetune, finetuned_dir, finetuned_info, list_finetuned,
-                                        resolve_weights)
-from artstyle_gui.core.imageio import decode_image
+from artstyle_gui.core.ingest.features import center_crop
+from artstyle_gui.core.learn.finetune import FinetuneConfig, finetune, finetuned_dir, finetuned_info, list_finetuned, resolve_weights
+from artstyle_gui.core.ingest.imageio import decode_image
 from artstyle_gui.core.progress import collect, run
 from synth import STYLES, make_collection, tree_digest, write_labels_csv
 

@@ -15,16 +15,9 @@ import PIL.JpegImagePlugin as jpeg_plugin
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from artstyle_gui.core import imageio
+from artstyle_gui.core.ingest import imageio
 from artstyle_gui.core.errors import DecodeError
-from artstyle_gui.core.imageio import (
-    IMAGE_EXTENSIONS,
-    DecodedImage,
-    decode_image,
-    heif_available,
-    load_rgb,
-    trim_uniform_borders,
-)
+from artstyle_gui.core.ingest.imageio import IMAGE_EXTENSIONS, DecodedImage, decode_image, heif_available, load_rgb, trim_uniform_borders
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 

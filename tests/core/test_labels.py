@@ -7,13 +7,7 @@ from pathlib import Path
 import pytest
 
 from artstyle_gui.core.errors import ArtStyleError
-from artstyle_gui.core.labels import (
-    STANDARD_COLUMNS,
-    Labels,
-    artist_from_parent,
-    find_default_labels_csv,
-    read_labels_csv,
-)
+from artstyle_gui.core.ingest.labels import STANDARD_COLUMNS, Labels, artist_from_parent, find_default_labels_csv, read_labels_csv
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

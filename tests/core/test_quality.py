@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from artstyle_gui.cli import main
-from artstyle_gui.core.adapt import (ADAPTER_JSON, ADAPTER_NPZ, AdapterConfig, StyleAdapter, precision_at,
-                                     train_adapter)
-from artstyle_gui.core.analysis import PARTS, Projection, PartModel, blend
-from artstyle_gui.core.engine import Collection, Settings
+from artstyle_gui.core.learn.adapt import ADAPTER_JSON, ADAPTER_NPZ, AdapterConfig, StyleAdapter, precision_at, train_adapter
+from artstyle_gui.core.analysis.parts import PARTS, Projection, PartModel, blend
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError
 from artstyle_gui.core.progress import collect, run
-from artstyle_gui.core.verify import PairVerifier, evaluate_unseen_labels, label_groups, train_verifier
+from artstyle_gui.core.learn.verify import PairVerifier, evaluate_unseen_labels, label_groups, train_verifier
 
 
 def _copy_index(indexed, tmp_path_factory, name: str, **settings) -> Collection:
@@ -87,7 +87,7 @@ def test_adapter_keeps_heldout_retrieval_on_synthetic_styles(adapted):
 
 def test_adapter_is_saved_without_pickle_and_with_provenance(adapted):
     col, adapter, rep, _, _ = adapted
-    d = col._analysis_dir()
+    d = col.files.dir
     for name in (ADAPTER_NPZ, "verifier.npz", "adapted.npz", "adapted_topics.npz"):
         with zipfile.ZipFile(d / name) as z:  # every member a plain .npy array, no object dtype
             assert all(n.endswith(".npy") for n in z.namelist())
@@ -157,7 +157,7 @@ def test_cancel_between_epochs_leaves_the_base_space_and_old_adapter(indexed, tm
         an = run(col.analyse())
         base = {p: v.copy() for p, v in an.parts.items()}
         before = [n.relpath for n in col.similar(2, k=6)]
-        d = col._analysis_dir()
+        d = col.files.dir
         gen = col.adapt("style", AdapterConfig(label="style", epochs=50, patience=50))
         for ev in gen:
             if ev.stage == "adapt" and ev.done >= 2:
@@ -190,7 +190,7 @@ def test_verifier_prefers_same_style_pairs(adapted):
     style = np.array([p.split("/")[0] for p in an.relpaths])
     i, j = np.triu_indices(an.n, 1)
     same = (style[i] == style[j]).astype(int)
-    ver = PairVerifier.load(col._analysis_dir())
+    ver = PairVerifier.load(col.files.dir)
     probs = ver.probability(an.parts, i, j)  # the collection shows the adapted space here
     assert roc_auc_score(same, probs) > 0.9
     assert col.compare(0, 1).probability == pytest.approx(float(ver.probability(an.parts, 0, 1)), abs=1e-9)
@@ -250,7 +250,7 @@ def test_cli_adapt_compare_and_adapted_neighbours(indexed, tmp_path_factory, cap
 
 # ------------------------------------------------------------------ shape leak (issue 14)
 def test_aspect_bins_and_content_box_sizes():
-    from artstyle_gui.core.evaluate import aspect_bins, box_size
+    from artstyle_gui.core.analysis.evaluate import aspect_bins, box_size
 
     w = [85, 160, 224, 300, 400, 224, 0, float("nan")]
     h = [224, 224, 224, 224, 224, 85, 224, 224]
@@ -268,7 +268,7 @@ def _shape_data(n: int = 1200, seed: int = 0):
 
 
 def test_shape_leak_sees_an_embedding_that_groups_by_aspect():
-    from artstyle_gui.core.evaluate import shape_leak
+    from artstyle_gui.core.analysis.evaluate import shape_leak
 
     rng, bins, chance = _shape_data()
     leaky = np.eye(5)[bins] * 3 + rng.normal(0, 1, (len(bins), 5))  # shape dominates the cosine
@@ -281,7 +281,7 @@ def test_shape_leak_sees_an_embedding_that_groups_by_aspect():
 
 
 def test_shape_leak_of_a_shape_blind_embedding_is_about_chance():
-    from artstyle_gui.core.evaluate import shape_leak
+    from artstyle_gui.core.analysis.evaluate import shape_leak
 
     rng, bins, chance = _shape_data(seed=1)
     bins[:50] = -1  # unknown aspect: left out

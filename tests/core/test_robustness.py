@@ -31,14 +31,15 @@ import numpy as np
 import pytest
 
 import artstyle_gui
-import artstyle_gui.core.engine as engine
-import artstyle_gui.core.store as store
-from artstyle_gui.core.engine import Collection, Settings
+import artstyle_gui.core.index.collection as engine
+import artstyle_gui.core.ingest.store as store
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError, IndexCorrupt, IndexLocked
-from artstyle_gui.core.features import content_hash
+from artstyle_gui.core.ingest.features import content_hash
 from artstyle_gui.core.progress import run
-from artstyle_gui.core.store import IndexStore
-from artstyle_gui.core.summaries import export, unescape_csv
+from artstyle_gui.core.ingest.store import IndexStore
+from artstyle_gui.core.explore.summaries import export, unescape_csv
 from badcorpus import (HUGE_JPEG_SIZE, NON_UTF8_NAME, build_static_corpus, chmod_tree, colour_bin, colour_hist,
                        flat_jpeg, mean_local, tree_digest)
 from forkserver import ForkServer, kill9
@@ -413,7 +414,7 @@ def test_kill9_at_random_points_loses_no_finished_batch(server, kill_collection,
                 assert integrity(idx / "index.sqlite") == "ok"
             with Collection(root, settings=Settings.from_json(KILL_SETTINGS), index_dir=idx) as col:
                 kept = ok_paths(col)
-                fs, _ = col._fs()
+                fs, _ = col.files.featureset()
                 known = col.store.known_hashes(fs)
                 assert all(r.hash in known for r in col.records() if r.status == "ok"), "record without vector"
                 col.load_analysis()  # whatever the kill left in derived/ must not break loading
@@ -494,7 +495,7 @@ def test_disk_full_while_saving_the_analysis_keeps_the_old_one(small_copy, tmp_p
     idx = tmp_path / "idx"
     with Collection(small_copy, settings=small_settings(), index_dir=idx) as col:
         run(col.index())
-        derived = col._analysis_dir()
+        derived = col.files.dir
     saved = {p.name: p.read_bytes() for p in derived.iterdir()}
     with pytest.MonkeyPatch.context() as mp, \
             Collection(small_copy, settings=small_settings(k=3), index_dir=idx) as col:
@@ -566,7 +567,7 @@ def test_read_only_index_dir_simulated(small_copy, tmp_path):
     idx = tmp_path / "idx"
     with Collection(small_copy, settings=small_settings(), index_dir=idx) as col:
         run(col.index())
-        derived = col._analysis_dir()
+        derived = col.files.dir
         records = [(r.relpath, r.hash, r.status) for r in col.records()]
     saved = {p.name: p.read_bytes() for p in derived.iterdir()}
     real_connect = sqlite3.connect
@@ -649,7 +650,7 @@ def test_locked_error_is_clear_and_analysis_is_not_saved_by_a_second_writer(smal
                 run(second.update())
             an = run(second.analyse())  # reading is fine; the derived files are left to the writer
             assert an is not None and an.n == 12
-            assert not second._analysis_dir().exists()
+            assert not second.files.dir.exists()
 
 
 def test_a_crash_between_derived_files_is_detected(small_copy, tmp_path):
@@ -839,7 +840,7 @@ def test_damaged_index_database_is_index_corrupt(damaged, damage):
 
 def test_damaged_feature_vectors_are_discarded_and_extracted_again(damaged):
     with Collection(damaged.root, settings=small_settings(), index_dir=damaged.idx) as col:
-        fs, _ = col._fs()
+        fs, _ = col.files.featureset()
         hashes = sorted(col.store.known_hashes(fs))
         nan = np.full(col.layout.size, np.nan, np.float16).tobytes()
         with col.store.transaction():
@@ -883,7 +884,7 @@ def test_weights_download_is_hash_checked_and_its_failure_is_clear(monkeypatch, 
     """Only resnet50 downloads (effnet-lite0 ships with its package); torchvision checks the hash."""
     import torch
 
-    from artstyle_gui.core.backbones import load_backbone
+    from artstyle_gui.core.ingest.backbones import load_backbone
     from artstyle_gui.core.errors import BackboneUnavailable
 
     calls = []
@@ -918,8 +919,8 @@ class _BrokenTorchvision:
 def test_without_torchvision_only_resnet50_is_unavailable(monkeypatch, tmp_path, how):
     """torchvision is optional: missing or broken, resnet50 says it needs it, the default backbone
     and the app's preload still work (the CPU-torch bundle has no torchvision)."""
-    import artstyle_gui.core.app_support as app_support
-    from artstyle_gui.core.backbones import load_backbone
+    import artstyle_gui.core.index.preload as app_support
+    from artstyle_gui.core.ingest.backbones import load_backbone
     from artstyle_gui.core.errors import BackboneUnavailable
 
     for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:

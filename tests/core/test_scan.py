@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from artstyle_gui.core.errors import ArtStyleError
-from artstyle_gui.core.scan import ScannedFile, iter_image_files
+from artstyle_gui.core.ingest.scan import ScannedFile, iter_image_files
 
 
 def touch(root: Path, rel: str, data: bytes = b"x") -> Path:

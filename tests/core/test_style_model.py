@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artstyle_gui.core.backbones import (DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, art_provenance,
-                                         art_weights_path, load_backbone, load_weights_file)
-from artstyle_gui.core.engine import Collection, Settings
-from artstyle_gui.core.features import prepare
+from artstyle_gui.core.ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, art_provenance, art_weights_path, load_backbone, load_weights_file
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
+from artstyle_gui.core.ingest.features import prepare
 from artstyle_gui.core.progress import run
 
 DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "wikiart7-dev"

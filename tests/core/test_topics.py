@@ -7,7 +7,7 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from artstyle_gui.core.analysis import PROCESS_MIN_PAINTINGS, fit_topics
+from artstyle_gui.core.analysis.topics import PROCESS_MIN_PAINTINGS, fit_topics
 
 
 def _counts(n: int = PROCESS_MIN_PAINTINGS + 100, v: int = 60, seed: int = 0) -> np.ndarray:
@@ -62,7 +62,7 @@ def test_cancelled_sweep_ends_its_processes_and_files(tmp_path, monkeypatch):
 def test_automatic_k_never_leaves_a_topic_empty():
     """An automatic K whose fit leaves topics unused is refitted with the topics that are used (a
     topic no painting has would be a dead entry in every view); a K given by the user is kept."""
-    from artstyle_gui.core.analysis import _live_topics, fit_topics
+    from artstyle_gui.core.analysis.topics import _live_topics, fit_topics
     from artstyle_gui.core.progress import collect
 
     mix = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0]])
@@ -72,7 +72,7 @@ def test_automatic_k_never_leaves_a_topic_empty():
     counts = np.zeros((60, 12), np.float32)  # two sharply separated groups of paintings
     counts[:30, :6] = rng.poisson(20, (30, 6))
     counts[30:, 6:] = rng.poisson(20, (30, 6))
-    import artstyle_gui.core.analysis as analysis
+    import artstyle_gui.core.analysis.topics as analysis
 
     real_knee = analysis.knee
     try:
@@ -90,9 +90,9 @@ def test_automatic_k_never_leaves_a_topic_empty():
 
 
 def test_stored_shape_part_round_trips_and_style_codes_ignore_the_shape():
-    from artstyle_gui.core.analysis import style_counts, without_shape
-    from artstyle_gui.core.backbones import EFFNET_INFO, ART_INFO
-    from artstyle_gui.core.features import FeatureLayout
+    from artstyle_gui.core.analysis.topics import style_counts, without_shape
+    from artstyle_gui.core.ingest.backbones import EFFNET_INFO, ART_INFO
+    from artstyle_gui.core.ingest.features import FeatureLayout
     from artstyle_gui.core.progress import run
 
     old, new = FeatureLayout.for_backbone(EFFNET_INFO, 8), FeatureLayout.for_backbone(ART_INFO, 8)

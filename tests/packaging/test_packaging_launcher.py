@@ -16,18 +16,20 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def launcher(tmp_path, monkeypatch):
     from artstyle_gui import launcher as mod
+    from artstyle_gui import startup
 
     monkeypatch.setenv("ARTSTYLE_LOG_DIR", str(tmp_path / "logs"))
-    monkeypatch.setattr(mod, "_started", False)
-    monkeypatch.setattr(mod, "_headless", False)
+    monkeypatch.setattr(startup, "_started", False)
+    monkeypatch.setattr(startup, "_headless", False)
     calls: list[tuple[str, str]] = []
 
     def fake_dialog(title, text, *, use_qt=True):
         calls.append((title, text))
         return "mock"
 
-    monkeypatch.setattr(mod, "show_error_dialog", fake_dialog)
+    monkeypatch.setattr(startup, "show_error_dialog", fake_dialog)
     mod.dialog_calls = calls
+    mod.startup = startup
     return mod
 
 
@@ -45,7 +47,7 @@ def test_import_failure_is_logged_and_shown(launcher, tmp_path, monkeypatch, cap
     assert "artstyle could not start" in log and "ModuleNotFoundError" in log
     assert "Traceback" in log and "no_such_module_for_the_test" in log and "frozen=False" in log
     (title, text), = launcher.dialog_calls
-    assert title == launcher.TITLE_START and "no_such_module_for_the_test" in text
+    assert title == launcher.startup.TITLE_START and "no_such_module_for_the_test" in text
     assert str(tmp_path / "logs") in text and "reinstall" in text
     assert "could not start" in capsys.readouterr().err
 
@@ -62,7 +64,7 @@ def test_qt_start_failure_in_app_main(launcher, tmp_path, monkeypatch):
     from artstyle_gui.app import main as app_main
 
     installed = []
-    monkeypatch.setattr(launcher, "install_qt_message_handler", lambda headless=False: installed.append(headless))
+    monkeypatch.setattr(launcher.startup, "install_qt_message_handler", lambda headless=False: installed.append(headless))
 
     def boom(*a, **k):
         raise RuntimeError("could not create the QApplication (test)")
@@ -78,20 +80,20 @@ def test_qt_start_failure_in_app_main(launcher, tmp_path, monkeypatch):
 def test_log_rotates_and_falls_back(launcher, tmp_path, monkeypatch):
     logs = tmp_path / "logs"
     logs.mkdir()
-    (logs / "artstyle-gui.log").write_text("x" * (launcher.LOG_MAX_BYTES + 1))
-    path = launcher.write_log("t", "details")
+    (logs / "artstyle-gui.log").write_text("x" * (launcher.startup.LOG_MAX_BYTES + 1))
+    path = launcher.startup.write_log("t", "details")
     assert path == logs / "artstyle-gui.log" and (logs / "artstyle-gui.log.1").exists()
     assert path.stat().st_size < 10000
 
 
 def test_no_dialog_tool_without_a_display(monkeypatch):
-    from artstyle_gui import launcher
+    from artstyle_gui import startup
 
     if not sys.platform.startswith("linux"):
         pytest.skip("Linux/BSD dialog fallback")
     for var in ("DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(var, raising=False)
-    assert launcher.native_dialog("t", "x") is None
+    assert startup.native_dialog("t", "x") is None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zenity fallback is the Linux path")
@@ -128,7 +130,7 @@ def test_failed_smoke_test_leaves_no_temp_dir(launcher, tmp_path, monkeypatch):
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(launcher, "install_qt_message_handler", lambda headless=False: None)
+    monkeypatch.setattr(launcher.startup, "install_qt_message_handler", lambda headless=False: None)
     monkeypatch.setattr(app_main, "make_app", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no Qt")))
     fmt = QSettings.defaultFormat()
     try:

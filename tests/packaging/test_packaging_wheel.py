@@ -89,7 +89,7 @@ def test_wheel_installs_both_commands(wheel, tmp_path):
     assert r.returncode == 0, r.stderr
 
     code = ("import artstyle_gui, pathlib; from artstyle_gui.core.resources import sample_collection, app_icon_files;"
-            "from artstyle_gui.core.backbones import effnet_weights_path;"
+            "from artstyle_gui.core.ingest.backbones import effnet_weights_path;"
             "print(pathlib.Path(artstyle_gui.__file__).resolve()); print(sample_collection().resolve());"
             "print(len(list(sample_collection().rglob('*.jpg')))); print(len(app_icon_files()));"
             "print(pathlib.Path(effnet_weights_path()).stat().st_size)")

@@ -1,0 +1,295 @@
+"""Topic browser: per topic its size, top paintings and top artists; the perplexity curve; re-fit."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+
+import pyqtgraph as pg  # after PySide6
+
+from ...core.explore.summaries import topic_summaries
+from ..widgets.colors import plot_colors, topic_color
+from .gallery import caption_of
+from ..widgets.thumbstrip import Card, ThumbStrip
+
+TOP_N = 24
+TOPIC_INPUTS = [("style", "Style codes (art model)"),
+                ("bovw", "Visual words (local features + colour)"),
+                ("pca", "PCA scores of deep features")]
+
+
+def swatch(color: QColor, size: int = 14) -> QIcon:
+    pm = QPixmap(size, size)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(color)
+    p.drawRoundedRect(1, 1, size - 2, size - 2, 3, 3)
+    p.end()
+    return QIcon(pm)
+
+
+class PerplexityPlot(pg.PlotWidget):
+    """Held-out perplexity over K with the chosen K marked."""
+
+    def __init__(self, parent=None) -> None:
+        bg, fg = plot_colors()
+        super().__init__(parent, background=bg)
+        pi = self.getPlotItem()
+        pi.hideButtons()
+        pi.setMenuEnabled(False)
+        pi.setMouseEnabled(False, False)
+        pi.showGrid(x=True, y=True, alpha=0.2)
+        for ax in ("left", "bottom"):
+            pi.getAxis(ax).setPen(fg)
+            pi.getAxis(ax).setTextPen(fg)
+        pi.setLabel("bottom", "number of topics K")
+        pi.setLabel("left", "held-out perplexity")
+        self.curve = pi.plot([], [], pen=pg.mkPen(fg, width=2), symbol="o", symbolSize=6,
+                             symbolBrush=pg.mkBrush(fg), symbolPen=None)
+        self.chosen = pg.ScatterPlotItem(size=14, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush("#e15759"))
+        pi.addItem(self.chosen)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#e15759", width=1.5,
+                                                                           style=Qt.PenStyle.DashLine))
+        pi.addItem(self.vline)
+        self.note = pg.TextItem("", color=fg, anchor=(0.5, 0.5))
+        pi.addItem(self.note)
+        self.setMinimumHeight(150)
+
+    def set_curve(self, ks: list[int], perp: list[float], k: int | None) -> None:
+        pi = self.getPlotItem()
+        if ks:
+            self.curve.setData(np.asarray(ks, float), np.asarray(perp, float))
+            self.note.setText("")
+            if k in ks:
+                y = perp[ks.index(k)]
+                self.chosen.setData([k], [y])
+                self.vline.setPos(k)
+                self.vline.show()
+            pi.enableAutoRange()
+        else:
+            self.curve.setData([], [])
+            self.chosen.setData([], [])
+            self.vline.hide()
+            self.note.setText(f"K fixed at {k}: no curve was computed.\nTick 'Automatic K' and re-fit to "
+                              "compute it." if k else "Topics are fitted once the collection is indexed.")
+            pi.setXRange(0, 1)
+            pi.setYRange(0, 1)
+            self.note.setPos(0.5, 0.5)
+
+
+class TopicBrowser(QWidget):
+    """Signals:
+        painting_clicked(str): a top painting was clicked (relpath).
+    """
+
+    painting_clicked = Signal(str)
+
+    def __init__(self, controller, loader, parent=None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.summaries = []
+        self.topic: int | None = None
+
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(14, 14))
+        self.list.setMinimumWidth(210)
+        self.list.setUniformItemSizes(True)
+
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("Name this topic…")
+        self.name_edit.setToolTip("A name for this topic, used everywhere in the app and in exports")
+        f = self.name_edit.font()
+        f.setPointSizeF(f.pointSizeF() * 1.3)
+        f.setBold(True)
+        self.name_edit.setFont(f)
+        self.swatch = QLabel()
+        self.stats = QLabel()
+        self.stats.setTextFormat(Qt.TextFormat.RichText)
+        self.stats.setWordWrap(True)
+        self.artists = QLabel()
+        self.artists.setTextFormat(Qt.TextFormat.RichText)
+        self.artists.setWordWrap(True)
+        self.top = ThumbStrip(loader, thumb=112, wrap=True)
+        self.top.card_activated.connect(self.painting_clicked)
+
+        self.plot = PerplexityPlot()
+        self.auto_k = QCheckBox("Automatic K")
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(1, 200)
+        self.input_box = QComboBox()
+        for key, text in TOPIC_INPUTS:
+            self.input_box.addItem(text, key)
+        self.refit = QPushButton("Re-fit topics")
+        self.k_note = QLabel()
+        self.k_note.setWordWrap(True)
+        self.k_note.setTextFormat(Qt.TextFormat.RichText)
+        self.refit.setToolTip("Fit the topics again with these options (features are not extracted again)")
+
+        head = QHBoxLayout()
+        head.addWidget(self.swatch)
+        head.addWidget(self.name_edit, 1)
+        right = QVBoxLayout()
+        right.addLayout(head)
+        right.addWidget(self.stats)
+        right.addWidget(self.artists)
+        lab = QLabel("<b>Paintings most typical of this topic</b> (by p(topic | painting))")
+        right.addWidget(lab)
+        right.addWidget(self.top, 1)
+        rw = QWidget()
+        rw.setLayout(right)
+
+        fit = QGridLayout()
+        fit.addWidget(QLabel("<b>Number of topics</b>"), 0, 0, 1, 4)
+        fit.addWidget(self.auto_k, 1, 0)
+        fit.addWidget(QLabel("K:"), 1, 1, Qt.AlignmentFlag.AlignRight)
+        fit.addWidget(self.k_spin, 1, 2)
+        fit.addWidget(QLabel("Topic input:"), 2, 0)
+        fit.addWidget(self.input_box, 2, 1, 1, 2)
+        fit.addWidget(self.refit, 3, 0, 1, 3)
+        fit.addWidget(self.k_note, 4, 0, 1, 3)
+        fit.setRowStretch(5, 1)
+        bottom = QHBoxLayout()
+        bottom.setContentsMargins(0, 0, 0, 0)
+        bottom.addWidget(self.plot, 1)
+        fw = QWidget()
+        fw.setLayout(fit)
+        fw.setMaximumWidth(330)
+        bottom.addWidget(fw)
+        bw = QWidget()
+        bw.setLayout(bottom)
+
+        vsplit = QSplitter(Qt.Orientation.Vertical)
+        vsplit.addWidget(rw)
+        vsplit.addWidget(bw)
+        vsplit.setStretchFactor(0, 3)
+        vsplit.setStretchFactor(1, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.list)
+        split.addWidget(vsplit)
+        split.setStretchFactor(1, 1)
+        split.setSizes([240, 900])
+        self.splitter = split
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(split)
+
+        self.list.currentRowChanged.connect(self._on_list_current_row_changed)
+        self.name_edit.editingFinished.connect(self._on_name_edit_finished)
+        self.auto_k.toggled.connect(lambda on: self.k_spin.setEnabled(not on))
+        self.refit.clicked.connect(self._on_refit_clicked)
+        controller.analysis_changed.connect(self.set_analysis)
+        controller.job_started.connect(lambda _n: self.refit.setEnabled(False))
+        controller.job_finished.connect(lambda *_: self.refit.setEnabled(True))
+        self.set_analysis(controller.analysis)
+
+    # ---------------------------------------------------------------- content
+    def set_analysis(self, an) -> None:
+        c = self.controller
+        self.summaries = topic_summaries(an, TOP_N) if an is not None else []
+        st = c.settings
+        self.auto_k.setChecked(st.k is None)
+        self.k_spin.setEnabled(st.k is not None)
+        self.k_spin.setValue(an.topics.k if an is not None and an.topics is not None else (st.k or 10))
+        self.input_box.setCurrentIndex(max(0, self.input_box.findData(
+            an.topics.input_kind if an is not None and an.topics is not None else st.topic_input)))
+        if an is not None and an.topics is not None:
+            tm = an.topics
+            self.plot.set_curve(list(tm.curve_k), list(tm.curve_perplexity), tm.k)
+            how = (f"chosen at the elbow of the held-out perplexity curve (K = {tm.curve_k[0]}…{tm.curve_k[-1]})"
+                   if tm.curve_k else "fixed in the settings")
+            self.k_note.setText(f"<b>K = {tm.k}</b> topics, {how}. Re-fitting does not extract features again.")
+        else:
+            self.k_note.setText("")
+            self.plot.set_curve([], [], None)
+        keep = self.topic
+        self.list.blockSignals(True)
+        self.list.clear()
+        for s in self.summaries:
+            it = QListWidgetItem(swatch(topic_color(s.topic)), self._item_text(s))
+            it.setToolTip(f"{s.size} paintings have this as their dominant topic; "
+                          f"mean share {s.mean_probability:.1%}")
+            self.list.addItem(it)
+        self.list.blockSignals(False)
+        if self.summaries:
+            self.show_topic(keep if keep is not None and keep < len(self.summaries) else 0)
+        else:
+            self.topic = None
+            self.name_edit.setText("")
+            self.stats.setText("No topics yet: they are fitted after the features are extracted.")
+            self.artists.setText("")
+            self.top.set_cards([])
+
+    def _item_text(self, s) -> str:
+        return f"{self.controller.topic_name(s.topic)}  ·  {s.size} ({s.share:.0%})"
+
+    def show_topic(self, t: int) -> None:
+        if not 0 <= t < len(self.summaries):
+            return
+        self.topic = t
+        if self.list.currentRow() != t:
+            self.list.blockSignals(True)
+            self.list.setCurrentRow(t)
+            self.list.blockSignals(False)
+        s = self.summaries[t]
+        c = self.controller
+        an = c.analysis
+        self.swatch.setPixmap(swatch(topic_color(t), 22).pixmap(22, 22))
+        self.name_edit.setText(c.topic_name(t))
+        self.stats.setText(f"<b>{s.size}</b> paintings ({s.share:.0%} of the collection) have this as their "
+                           f"dominant topic · it makes up <b>{s.mean_probability:.1%}</b> of the average painting")
+        self.artists.setText(self._top_labels_html(t, s))
+        dom = an.dominant_topics() if an is not None else None
+        cards = []
+        for rel, p in s.top_paintings:
+            row = an.row_of(rel) if an is not None else None
+            lab = an.labels[row] if row is not None else {}
+            cards.append(Card(rel, c.path_of(rel), caption_of(rel, lab), p, f"p(topic) = {p:.2f}",
+                              None, int(dom[row]) if dom is not None and row is not None else -1))
+        self.top.set_cards(cards)
+        self.top.scrollToTop()
+
+    def _top_labels_html(self, t: int, s) -> str:
+        an = self.controller.analysis
+        parts = []
+        if s.top_artists:
+            arts = ", ".join(f"{html.escape(a)} ({n})" for a, n in s.top_artists)
+            parts.append(f"<b>Top artists:</b> {arts} · {s.distinct_artists} distinct")
+        if an is not None:
+            members = np.flatnonzero(an.dominant_topics() == t)
+            for col in ("style", "year") if s.top_artists else ("style", "year", "artist"):
+                vals = Counter(v for v in (an.labels[i].get(col, "") for i in members) if v)
+                if vals:
+                    top = ", ".join(f"{html.escape(v)} ({n})" for v, n in vals.most_common(5))
+                    parts.append(f"<b>Top {col}s:</b> {top}")
+                    break
+        if not s.top_artists:
+            parts.append("<i>No artist labels: add a labels CSV (File > Use Labels CSV).</i>")
+        return "<br>".join(parts)
+
+    def top_relpaths(self) -> list[str]:
+        return self.top.relpaths()
+
+    # ---------------------------------------------------------------- slots
+    def _on_list_current_row_changed(self, row: int) -> None:
+        if row >= 0:
+            self.show_topic(row)
+
+    def _on_name_edit_finished(self) -> None:
+        if self.topic is None:
+            return
+        self.controller.rename_topic(self.topic, self.name_edit.text().strip())
+        it = self.list.item(self.topic)
+        if it is not None:
+            it.setText(self._item_text(self.summaries[self.topic]))
+
+    def _on_refit_clicked(self) -> None:
+        k = None if self.auto_k.isChecked() else int(self.k_spin.value())
+        self.controller.indexing.refit_topics(k, self.input_box.currentData())

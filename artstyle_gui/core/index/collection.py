@@ -1,0 +1,689 @@
+"""The index side of a collection: scan -> extract (incremental) -> analyse -> neighbours.
+
+The plain data it produces (Settings, UpdateReport, Neighbour, Analysis) lives in :mod:`..model`.
+Queries are the pure functions of :mod:`..search`; the satellites (:mod:`..learn`, :mod:`..explore`)
+get what they need as arguments: an Analysis and the collection's :class:`~..derived.DerivedFiles`.
+
+All long steps are progress generators (see :mod:`.progress`); the CLI and the app
+drive the same generators.  Work is committed batch by batch before each yield, so
+stopping a generator (Ctrl-C, Cancel, a crash) keeps every finished batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import search
+from ..analysis.neighbors import NeighbourIndex
+from ..analysis.parts import PARTS, PartModel, blend, fit_parts
+from ..analysis.topics import TopicModel, fit_topics, topic_counts
+from ..derived import DerivedFiles
+from ..errors import ArtStyleError, DecodeError, IndexCorrupt
+from ..explore import duplicates, stylemap, summaries
+from ..ingest.backbones import (
+    REGISTRY,
+    Backbone,
+    default_weights_path,
+    file_sha256,
+    load_backbone,
+)
+from ..ingest.features import FeatureLayout, Prepared, content_hash, prepare
+from ..ingest.labels import artist_from_parent, find_default_labels_csv, read_labels_csv
+from ..ingest.scan import iter_image_files
+from ..ingest.store import (
+    FileRecord,
+    IndexStore,
+    check_outside,
+    index_dir_for,
+    load_json,
+    load_npz,
+    save_json,
+    save_npz,
+)
+from ..learn import adapt, verify
+from ..model import Analysis, Neighbour, Settings, UpdateReport
+from ..progress import Progress, ProgressGen, run
+
+
+def problems_of(records: list[FileRecord]) -> list[tuple[str, str]]:
+    """(relpath, reason) of the unreadable files among ``records`` (what :meth:`Collection.problems` lists)."""
+    return [(r.relpath, r.error or "unknown error") for r in records if r.status == "error"]
+
+class Collection:
+    """One painting folder and its index (which lives outside the folder)."""
+
+    def __init__(self, root: str | os.PathLike, *, settings: Settings | None = None,
+                 index_dir: str | os.PathLike | None = None, labels_csv: str | os.PathLike | None = None,
+                 artist_from_folder: bool = False) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise ArtStyleError(f"{self.root} is not a folder.")
+        self.settings = settings or Settings()
+        self.settings.validate()
+        self.index_dir = Path(index_dir).expanduser().resolve() if index_dir else index_dir_for(self.root)
+        check_outside(self.root, self.index_dir)
+        self.labels_csv = Path(labels_csv) if labels_csv else find_default_labels_csv(self.root)
+        self.artist_from_folder = artist_from_folder
+        self.store = IndexStore(self.index_dir)
+        self.store.set_meta("root", str(self.root))
+        #: the public handle to the derived files (folder, write lock, settings, topic names)
+        self.files = DerivedFiles(self.store, self.root, lambda: self.settings)
+        self._backbone: Backbone | None = None
+        self.analysis: Analysis | None = None
+        self.derived_problem: str | None = None  # why the saved analysis could not be used, if it was damaged
+        self.duplicate_skipped: list[tuple[str, str]] = []  # (relpath, reason) of the last find_duplicates
+        self.duplicate_decoded = 0  # images the last find_duplicates decoded (the others came from its cache)
+
+    # ------------------------------------------------------------------ helpers
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Collection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def backbone(self) -> Backbone:
+        key = (self.settings.backbone, self.settings.weights_file)
+        if self._backbone is None or getattr(self, "_backbone_key", None) != key:
+            self._backbone = load_backbone(self.settings.backbone, self.settings.weights_file)
+            self._backbone_key = key
+        return self._backbone
+
+    @property
+    def layout(self) -> FeatureLayout:
+        return FeatureLayout.for_backbone(REGISTRY[self.settings.backbone], self.settings.colour_bins)
+
+    def records(self) -> list[FileRecord]:
+        return self.store.records()
+
+    def problems(self) -> list[tuple[str, str]]:
+        return problems_of(self.store.records())
+
+    def labels_for(self, relpaths: list[str]) -> dict[str, dict[str, str]]:
+        table: dict[str, dict[str, str]] = {}
+        if self.labels_csv and Path(self.labels_csv).exists():
+            table = read_labels_csv(Path(self.labels_csv), self.root).by_path
+        out = {}
+        for p in relpaths:
+            lab = dict(table.get(p, {}))
+            if self.artist_from_folder and not lab.get("artist"):
+                a = artist_from_parent(p)
+                if a:
+                    lab["artist"] = a
+            out[p] = {k: v for k, v in lab.items() if v not in (None, "")}
+        return out
+
+    # ------------------------------------------------------------------ update
+    def update(self, retry_failed: bool = False) -> ProgressGen[UpdateReport]:
+        """Scan the folder and extract features of new/changed files (one transaction per batch)."""
+        t0 = time.monotonic()
+        st = self.settings
+        self.store.acquire_writer_lock()
+        try:
+            rep = UpdateReport()
+            scan_errors: list[tuple[str, str]] = []
+            files = []
+            for f in iter_image_files(self.root, on_error=lambda p, r: scan_errors.append((p, r))):
+                files.append(f)
+                if len(files) % 1000 == 0:
+                    yield Progress("scan", len(files), None, f"found {len(files):,} images")
+            rep.scanned = len(files)
+            # payload: every image path found, so views can show the collection before extraction
+            yield Progress("scan", len(files), len(files), f"found {len(files):,} images",
+                           payload=[f.relpath for f in files])
+
+            fs, _ = self.files.featureset()
+            known = self.store.known_hashes(fs)
+            old = self.store.record_map()
+            # sizes of known content: a moved, renamed or re-read file reuses its vector *and* its size
+            dims = {r.hash: (r.width, r.height) for r in old.values() if r.hash and r.width is not None}
+            labels = self.labels_for([f.relpath for f in files])
+            current = {f.relpath for f in files}
+            gone = [p for p in old if p not in current]
+            with self.store.transaction():
+                rep.removed = self.store.delete_files(gone) if gone else 0
+            todo = []
+            relabel: dict[str, dict[str, str]] = {}
+            for f in files:
+                r = old.get(f.relpath)
+                same = r is not None and r.size == f.size and r.mtime_ns == f.mtime_ns
+                if same and r.status == "ok" and r.hash in known:
+                    rep.unchanged += 1
+                    if r.labels != labels[f.relpath]:
+                        relabel[f.relpath] = labels[f.relpath]
+                elif same and r.status == "error" and not retry_failed:
+                    rep.unchanged += 1
+                    rep.failed.append((f.relpath, r.error or ""))
+                else:
+                    todo.append(f)
+            if relabel:
+                self.store.update_labels(relabel)
+
+            total = len(todo)
+            if total:
+                yield Progress("load-model", 0, 1, f"loading {st.backbone}")
+                net = self.backbone()
+                layout = self.layout
+                yield Progress("extract", 0, total, f"{total:,} images to read")
+                threads = st.decode_threads or max(2, min(8, (os.cpu_count() or 2)))
+                bs = max(1, st.batch_size)
+                batches = [todo[i : i + bs] for i in range(0, total, bs)]
+                done = 0
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artstyle-decode") as pool:
+                    pending: deque = deque()
+
+                    def submit(batch):
+                        return [pool.submit(self._read_one, f.relpath, known) for f in batch]
+
+                    it = iter(batches)
+                    for _ in range(2):  # keep up to two batches decoding ahead of the network
+                        b = next(it, None)
+                        if b is not None:
+                            pending.append((b, submit(b)))
+                    while pending:
+                        batch, futs = pending.popleft()
+                        nb = next(it, None)
+                        if nb is not None:
+                            pending.append((nb, submit(nb)))
+                        results = [fu.result() for fu in futs]
+                        recs, vecs, new_paths = self._process_batch(batch, results, labels, net, layout, known, rep,
+                                                                    dims)
+                        with self.store.transaction():
+                            self.store.put_vectors(fs, vecs)
+                            self.store.upsert_files(recs)
+                        known.update(h for h, _ in vecs)
+                        done += len(batch)
+                        yield Progress("extract", done, total, f"{done:,}/{total:,} images", payload=new_paths)
+            # features of content that left the collection are dropped (every feature set)
+            keep = {r.hash for r in self.store.records() if r.hash}
+            for fid, _key, _cfg in self.store.featuresets():
+                self.store.prune_vectors(fid, keep)
+            rep.failed.extend(scan_errors)
+            rep.seconds = time.monotonic() - t0
+            return rep
+        finally:
+            self.store.release_writer_lock()
+
+    def _read_one(self, relpath: str, known: set[str]) -> tuple[str | None, Prepared | None, str | None]:
+        """Worker thread: read the bytes once, hash them, decode unless the content is known."""
+        path = self.root / relpath
+        try:
+            with open(path, "rb") as fh:  # read-only; the collection is never written
+                data = fh.read()
+        except FileNotFoundError:
+            return None, None, "file vanished before it could be read"
+        except PermissionError:
+            return None, None, "permission denied"
+        except IsADirectoryError:
+            return None, None, "is a folder"
+        except OSError as e:
+            return None, None, f"read error: {e.strerror or e}"
+        h = content_hash(data)
+        if h in known:
+            return h, None, None
+        try:
+            st = self.settings
+            return h, prepare(data, bins=st.colour_bins, trim_borders=st.trim_borders,
+                              max_megapixels=st.max_megapixels), None
+        except DecodeError as e:
+            return h, None, e.reason
+        except MemoryError:
+            return h, None, "not enough memory to process this image"
+        except Exception as e:  # one odd file must never stop the run: it is reported instead
+            return h, None, f"could not process: {type(e).__name__}: {e}"
+
+    def _process_batch(self, batch, results, labels, net, layout, known, rep, dims=None):
+        recs: list[FileRecord] = []
+        vecs: list[tuple[str, bytes]] = []
+        to_net: list[tuple[int, Prepared]] = []
+        for i, (f, (h, prep, err)) in enumerate(zip(batch, results)):
+            rec = FileRecord(0, f.relpath, f.size, f.mtime_ns, h, "ok", None, labels.get(f.relpath, {}))
+            if err is not None:
+                rec.status, rec.error = "error", err
+                rep.failed.append((f.relpath, err))
+            elif prep is None:
+                rep.reused += 1
+                rec.width, rec.height = (dims or {}).get(h, (None, None))
+            else:
+                rec.width, rec.height = prep.width, prep.height
+                to_net.append((i, prep))
+                if dims is not None:
+                    dims[h] = (prep.width, prep.height)
+            recs.append(rec)
+        if to_net:
+            out = net.forward(np.stack([p.crop for _, p in to_net]))
+            seen: set[str] = set()
+            for j, (i, prep) in enumerate(to_net):
+                h = recs[i].hash
+                if h in seen:
+                    rep.reused += 1
+                    continue
+                seen.add(h)
+                vecs.append((h, layout.pack(out["deep"][j], [g[j] for g in out["grams"]], prep.colour,
+                                            out["local"][j], prep.aspect)))
+                rep.extracted += 1
+        return recs, vecs, [r.relpath for r in recs if r.status == "ok"]
+
+    # ------------------------------------------------------------------ analysis
+    def _fingerprint(self, recs: list[FileRecord]) -> str:
+        h = hashlib.sha1()
+        h.update(json.dumps(self.settings.analysis_config(), sort_keys=True).encode())
+        h.update(self.settings.featureset_key().encode())
+        for r in recs:
+            h.update(r.relpath.encode("utf-8", "surrogateescape") + b"\0" + (r.hash or "").encode() + b"\n")
+        return h.hexdigest()
+
+    def ok_records(self) -> list[FileRecord]:
+        fs, _ = self.files.featureset()
+        known = self.store.known_hashes(fs)
+        return [r for r in self.store.records() if r.status == "ok" and r.hash in known]
+
+    def analyse(self, force: bool = False) -> ProgressGen[Analysis | None]:
+        """Fit PCA parts, topics and the neighbour index on the extracted features (or reuse saved ones).
+
+        If :attr:`analysis` is what loading the saved analysis would give, it is returned as it is
+        (Analyses are immutable: the app, whose views already show it, then holds one copy of the parts
+        and the neighbour index instead of two: 300 MB at 100,000 paintings)."""
+        st = self.settings
+        recs = self.ok_records()
+        if not recs:
+            self.analysis = None
+            return None
+        fp = self._fingerprint(recs)
+        if not force and self._current_matches(recs, fp):
+            yield Progress("done", 1, 1, "analysis up to date")
+            return self.analysis
+        if not force:
+            loaded = self.load_analysis(recs, fp)
+            if loaded is not None:
+                yield Progress("done", 1, 1, "loaded saved analysis")
+                return loaded  # load_analysis applied settings.space
+        fs, key = self.files.featureset()
+        yield Progress("pca", 0, 2, f"loading features of {len(recs):,} paintings")
+        blobs = self.store.get_vectors(fs, [r.hash for r in recs])
+        bad = {h for h, b in blobs.items() if not self._vector_ok(b)}
+        if bad:  # damaged stored vectors: forget them, so the next update extracts those files again
+            self.store.delete_vectors(fs, bad)
+            recs = [r for r in recs if r.hash not in bad]
+            yield Progress("pca", 0, 2, f"{len(bad):,} damaged feature vectors discarded; "
+                                        "the next update extracts them again")
+            if not recs:
+                self.analysis = None
+                return None
+            fp = self._fingerprint(recs)
+        raw = self.layout.unpack_many([blobs[r.hash] for r in recs])
+        yield Progress("pca", 1, 2, "reducing with PCA")
+        model, parts = fit_parts(raw, deep_components=st.deep_components, gram_components=st.gram_components,
+                                 colour_components=st.colour_components, seed=st.seed)
+        yield Progress("pca", 2, 2, "PCA done")
+        yield Progress("index", 0, 1, "building the neighbour index")
+        weights = dict(st.blend)
+        an = Analysis(
+            relpaths=[r.relpath for r in recs], file_ids=np.array([r.id for r in recs], np.int64),
+            hashes=[r.hash or "" for r in recs], labels=[r.labels for r in recs], parts=parts, part_model=model,
+            topics=None, index=NeighbourIndex.build(blend(parts, weights), st.metric, seed=st.seed),
+            weights=weights, metric=st.metric, fingerprint=fp, settings=replace(st), featureset=key,
+        )
+        # neighbours are usable now, before topics: views may adopt this partial analysis
+        self.analysis = an  # similar() works from here on, before topics are fitted
+        yield Progress("index", 1, 1, "neighbour index ready", payload=an)
+        an = replace(an, topics=(yield from self._fit_topics(raw, model, len(recs))))
+        del raw
+        self._save_analysis(an)
+        self.analysis = an
+        an = yield from self._space_hook(an)  # style adapter: settings.space
+        return an
+
+    def _current_matches(self, recs: list[FileRecord], fp: str) -> bool:
+        """Whether :attr:`analysis` is what loading the saved analysis for ``recs`` would give:
+        same fingerprint (records, analysis settings), settings, labels and file ids, and the
+        derived files still on disk."""
+        an = self.analysis
+        if an is None or an.fingerprint != fp or an.n != len(recs) or an.settings != self.settings:
+            return False
+        if an.weights != self.settings.blend or an.metric != self.settings.metric or an.space != self.settings.space:
+            return False
+        d = self.files.dir
+        if not all((d / name).is_file() for name in ("analysis.json", "analysis.npz", "neighbours.hnsw")):
+            return False
+        if not np.array_equal(an.file_ids, np.fromiter((r.id for r in recs), np.int64, len(recs))):
+            return False
+        return all(a == r.labels for a, r in zip(an.labels, recs))
+
+    def _vector_ok(self, blob: bytes) -> bool:
+        lay = self.layout
+        if len(blob) != 2 * lay.size:  # float16
+            return False
+        return bool(np.isfinite(np.frombuffer(blob, np.float16)).all())
+
+    def _fit_topics(self, raw, model: PartModel, n: int) -> ProgressGen[TopicModel | None]:
+        st = self.settings
+        if n < 4:
+            return None
+        ti = yield from topic_counts(st.topic_input, raw, model, vocab_size=st.vocab_size, seed=st.seed)
+        k = st.k if st.k is not None else None
+        if k is not None:
+            k = min(k, n)
+        tm = yield from fit_topics(ti.counts, k=k, k_range=st.k_range, seed=st.seed, kind=st.topic_input)
+        return tm
+
+    def refit_topics(self, k: int | None = None, topic_input: str | None = None) -> ProgressGen[Analysis | None]:
+        """Change K or the topic input and refit topics only (no feature extraction)."""
+        self.settings.k = k
+        if topic_input:
+            self.settings.topic_input = topic_input
+        self.settings.validate()
+        return (yield from self.analyse(force=False))
+
+    def _save_analysis(self, an: Analysis) -> None:
+        """Write the derived files (a cache of the analysis) under the writer lock.
+
+        If another process holds the lock it is indexing and saves its own analysis: this one
+        stays in memory only. Each file is replaced atomically and carries the fingerprint, so a
+        mix of files from two runs (a crash between them) is detected and recomputed.
+        """
+        self.files.write_if_unlocked(lambda: self._write_analysis(an))
+
+    def _write_analysis(self, an: Analysis) -> None:
+        d = self.files.dir
+        if d.is_dir():  # temp files of these three, left by a crashed run (only the lock holder writes them)
+            for name in ("analysis.npz", "neighbours.hnsw", "analysis.json"):
+                for tmp in d.glob(name + ".*.tmp"):
+                    try:
+                        tmp.unlink()
+                    except OSError:
+                        pass
+        arrays: dict[str, np.ndarray] = {f"part_{p}": an.parts[p] for p in PARTS}
+        arrays.update(an.part_model.to_arrays())
+        arrays["file_ids"] = an.file_ids
+        arrays["fingerprint"] = np.array(an.fingerprint)
+        if an.topics is not None:
+            arrays["mixtures"] = an.topics.mixtures
+            arrays["topic_components"] = an.topics.components
+            arrays["curve_k"] = np.asarray(an.topics.curve_k, np.int64)
+            arrays["curve_perplexity"] = np.asarray(an.topics.curve_perplexity, np.float64)
+        save_npz(d / "analysis.npz", **arrays)
+        an.index.save(d / "neighbours.hnsw")
+        save_json(d / "analysis.json", {
+            "fingerprint": an.fingerprint, "relpaths": an.relpaths, "hashes": an.hashes, "count": an.n,
+            "neighbours_sha256": file_sha256(d / "neighbours.hnsw"),
+            "weights": an.weights, "metric": an.metric, "settings": an.settings.to_json(),
+            "topic_input": an.topics.input_kind if an.topics else None, "k": an.topics.k if an.topics else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+
+    def load_analysis(self, recs: list[FileRecord] | None = None, fp: str | None = None) -> Analysis | None:
+        """Load the saved analysis if it matches the current records and settings; else None.
+
+        The derived files are a cache: missing, stale, damaged or hostile ones give None (and
+        :attr:`derived_problem` says why), so :meth:`analyse` recomputes them.
+        """
+        self.derived_problem = None
+        if recs is None:
+            recs = self.ok_records()
+        fp = fp or self._fingerprint(recs)
+        try:
+            an = self._load_analysis(recs, fp)
+            if an is not None and self.settings.space != "base":  # style adapter: settings.space
+                an = run(self._space_hook(an))
+            return an
+        except IndexCorrupt as e:
+            self.derived_problem = str(e)
+            return None
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            self.derived_problem = (f"The saved analysis in {self.files.dir} is damaged "
+                                    f"({type(e).__name__}: {e}); it will be recomputed.")
+            return None
+
+    def _load_analysis(self, recs: list[FileRecord], fp: str) -> Analysis | None:
+        d = self.files.dir
+        if not (d / "analysis.json").exists():
+            return None
+        meta = load_json(d / "analysis.json")
+        if not isinstance(meta, dict):
+            raise IndexCorrupt(f"The index file {d / 'analysis.json'} is damaged (not a JSON object).")
+        if meta.get("fingerprint") != fp:
+            return None
+        a = load_npz(d / "analysis.npz")
+        n = len(recs)
+        if ("fingerprint" in a and str(a["fingerprint"]) != fp) or len(a["file_ids"]) != n or any(
+                a[f"part_{p}"].ndim != 2 or a[f"part_{p}"].shape[0] != n for p in PARTS):
+            raise IndexCorrupt(f"The saved analysis in {d} does not match the records (an interrupted save?).")
+        if not all(np.issubdtype(v.dtype, np.number) for k, v in a.items() if k != "fingerprint"):
+            raise IndexCorrupt(f"The index file {d / 'analysis.npz'} holds unexpected data.")
+        parts = {p: a[f"part_{p}"] for p in PARTS}
+        topics = None
+        if "mixtures" in a:
+            kind = meta.get("topic_input")
+            topics = TopicModel(int(a["mixtures"].shape[1]), a["mixtures"], a["topic_components"],
+                                [int(x) for x in a["curve_k"]], [float(x) for x in a["curve_perplexity"]],
+                                kind if isinstance(kind, str) and kind else self.settings.topic_input)
+        st = self.settings
+        weights = dict(st.blend)
+        hnsw = d / "neighbours.hnsw"
+        # hnswlib's loader is native code that trusts the file: only a file whose digest was
+        # recorded with this analysis is loaded; otherwise the index is rebuilt from the parts.
+        verified = hnsw.is_file() and isinstance(meta.get("neighbours_sha256"), str) and \
+            meta["neighbours_sha256"] == file_sha256(hnsw)
+        if verified and meta.get("weights") == weights and meta.get("metric") == st.metric:
+            dim = sum(parts[p].shape[1] for p in PARTS)
+            index = NeighbourIndex.load(hnsw, dim, st.metric, n)
+        else:
+            index = NeighbourIndex.build(blend(parts, weights), st.metric, seed=st.seed)
+        an = Analysis(
+            relpaths=[r.relpath for r in recs], file_ids=a["file_ids"], hashes=[r.hash or "" for r in recs],
+            labels=[r.labels for r in recs], parts=parts, part_model=PartModel.from_arrays(a), topics=topics,
+            index=index, weights=weights, metric=st.metric, fingerprint=fp,
+            settings=replace(st), featureset=st.featureset_key(),
+        )
+        self.analysis = an
+        return an
+
+    def index(self, retry_failed: bool = False) -> ProgressGen[tuple[UpdateReport, Analysis | None]]:
+        """Everything: update (incremental extraction) then analysis."""
+        rep = yield from self.update(retry_failed=retry_failed)
+        an = yield from self.analyse()
+        yield Progress("done", 1, 1, rep.summary())
+        return rep, an
+
+    # ------------------------------------------------------------------ queries
+    def require_analysis(self) -> Analysis:
+        """The current analysis (loaded from the index if need be); a plain error if there is none."""
+        if self.analysis is None:
+            self.analysis = self.load_analysis()
+        if self.analysis is None:
+            why = f" ({self.derived_problem})" if self.derived_problem else ""
+            raise ArtStyleError(f"This collection has no up-to-date index yet{why}. "
+                                "Run `artstyle index` on it first.")
+        return self.analysis
+
+    def set_blend(self, weights: dict[str, float], metric: str | None = None) -> Analysis:
+        """Change blend weights/metric: a new Analysis with its neighbour index rebuilt from the stored
+        parts (no extraction); it becomes :attr:`analysis` and is returned."""
+        an = self.require_analysis()
+        self.settings.blend = {p: float(weights.get(p, 0.0)) for p in PARTS}
+        if metric:
+            self.settings.metric = metric
+        self.settings.validate()
+        self.analysis = an.with_blend(self.settings.blend, self.settings.metric, self.settings)
+        return self.analysis
+
+    def similar(self, row: int, k: int = 10) -> list[Neighbour]:
+        return search.similar(self.require_analysis(), row, k)
+
+    def find(self, path_or_relpath: str) -> int | None:
+        an = self.require_analysis()
+        p = Path(path_or_relpath)
+        if p.is_absolute() or p.exists():
+            try:
+                rel = p.resolve().relative_to(self.root).as_posix()
+            except ValueError:
+                return None
+        else:
+            rel = Path(path_or_relpath).as_posix()
+        return an.row_of(rel)
+
+    def embed_file(self, path: str | os.PathLike) -> dict[str, np.ndarray]:
+        """Embedding parts of an image outside the index (not added to it)."""
+        an = self.require_analysis()
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ArtStyleError(f"Cannot read {path}: {e.strerror or e}") from e
+        st = self.settings
+        try:
+            prep = prepare(data, bins=st.colour_bins, trim_borders=st.trim_borders, max_megapixels=st.max_megapixels)
+        except DecodeError as e:
+            raise ArtStyleError(f"Cannot read {path}: {e.reason}") from e
+        out = self.backbone().forward(prep.crop[None])
+        raw = {"deep": out["deep"], "colour": prep.colour[None]}
+        for i, g in enumerate(out["grams"]):
+            raw[f"gram{i}"] = g
+        if an.space == "adapted" and an.adapter is not None:  # style adapter (learn/adapt.py)
+            raw["local"] = out["local"]
+            return an.adapter.transform_raw(raw)
+        return an.part_model.transform(raw)
+
+    def similar_to_file(self, path: str | os.PathLike, k: int = 10) -> list[Neighbour]:
+        an = self.require_analysis()
+        return search.similar_to_parts(an, self.embed_file(path), k)
+
+    # ------------------------------------------------------------------ style adapter (learn/adapt.py, learn/verify.py)
+    space_problem: str | None = None  # why settings.space = "adapted" could not be shown (no adapter yet)
+
+    def _space_hook(self, an: Analysis | None) -> ProgressGen[Analysis | None]:
+        """``an`` in the space chosen by ``settings.space``; without an adapter it stays base."""
+        if an is None or an.space == self.settings.space:
+            return an
+        self.space_problem = None
+        try:
+            an = yield from adapt.use_space(an, self.files, self.settings.space)
+        except ArtStyleError as e:
+            self.space_problem = str(e)
+        self.analysis = an
+        return an
+
+    def adapt(self, label: str, config: Any = None) -> ProgressGen[Any]:
+        """Train the style adapter and the same-hand verifier on a label column; saved with the index.
+        Returns (StyleAdapter, AdapterReport); :attr:`analysis` then shows ``settings.space``.
+        Cancelling between yields writes nothing."""
+        an = yield from self.analyse()
+        if an is None:
+            raise ArtStyleError(f"{self.root} has no indexed paintings yet. Run `artstyle index` first.")
+        adapter, rep, an = yield from adapt.adapt_collection(an, self.files, label, config)
+        self.analysis = an
+        return adapter, rep
+
+    def use_space(self, space: str) -> ProgressGen[Analysis]:
+        """Switch neighbours and topics between the "base" and the "adapted" space (no extraction):
+        a new Analysis, which becomes :attr:`analysis`."""
+        an = self.require_analysis()
+        old = self.settings.space
+        self.settings.space = space
+        try:
+            self.settings.validate()
+            an = yield from adapt.use_space(an, self.files, space)
+        except ArtStyleError:
+            self.settings.space = old
+            raise
+        self.analysis = replace(an, settings=replace(self.settings))
+        return self.analysis
+
+    def adapter_info(self) -> dict[str, Any] | None:
+        """Provenance and figures of the saved adapter (None: no adapter trained yet)."""
+        ad = adapt.load_adapter(self.files)
+        return ad.meta if ad is not None else None
+
+    def verifier_info(self) -> dict[str, Any] | None:
+        """Provenance and figures of the saved "same hand?" verifier (None: none trained yet)."""
+        ver = verify.load_verifier(self.files.dir)
+        return ver.meta if ver is not None else None
+
+    def compare(self, a: int, b: int) -> Any:
+        """"Same hand?": probability that paintings ``a`` and ``b`` (rows) share the label the
+        verifier was trained on, with the per-part contributions (verify.Comparison)."""
+        return adapt.compare_rows(self.files, self.require_analysis(), a, b)
+
+    def weights_sha256(self) -> str | None:
+        """sha256 of the backbone's weights file (None where it loads torchvision's own cache)."""
+        st = self.settings
+        try:
+            path = st.weights_file or default_weights_path(st.backbone)
+            return file_sha256(path) if path else None
+        except (ArtStyleError, OSError):
+            return None
+
+    def export(self, outdir: str | os.PathLike, *, top_n: int = 10,
+               topic_names: dict[int, str] | None = None) -> list[Path]:
+        """Write the topic, painting and artist CSVs and the provenance JSON to ``outdir`` (never inside
+        the collection); returns the paths written."""
+        outdir = Path(outdir)
+        check_outside(self.root, outdir)
+        an = self.analysis or self.load_analysis()
+        if an is None:
+            raise ArtStyleError("There is no analysis to export yet: let the indexing finish first.")
+        names = self.topic_names(an) if topic_names is None else topic_names
+        return summaries.export(an, outdir, backbone_sha256=self.weights_sha256(), top_n=top_n,
+                                topic_names=names or None)
+
+    # ------------------------------------------------------------------ explore: map, duplicates, topic search
+    def style_map(self, method: str = "auto") -> ProgressGen[np.ndarray]:
+        """2-D layout (float32 (n, 2) in [-1, 1], rows of the analysis) of the current search
+        embedding: "pca", "tsne" or "auto". Saved with the index; a matching saved layout is loaded
+        without recomputation (explore/stylemap.py)."""
+        return (yield from stylemap.style_map(self.require_analysis(), self.files, method))
+
+    def saved_style_map(self, method: str = "auto") -> np.ndarray | None:
+        """The saved layout of the current embedding, or None (never computes)."""
+        return stylemap.saved_style_map(self.require_analysis(), self.files, method)
+
+    def find_duplicates(self, threshold: float = 0.80, max_hamming: int = 10, *,
+                        crops: bool = True) -> ProgressGen[list[Any]]:
+        """Groups of near-duplicate paintings (list of duplicates.DuplicateGroup, largest first):
+        embedding candidates (cosine >= threshold) confirmed by the perceptual hash (whole image, or
+        with ``crops`` a crop-aligned hash + pixel correlation). Unreadable candidates are skipped:
+        :attr:`duplicate_skipped`. Never writes the collection."""
+        stats = duplicates.DuplicateStats()
+        try:
+            return (yield from duplicates.find_duplicates(self.require_analysis(), self.files, threshold,
+                                                          max_hamming, crops=crops, stats=stats))
+        finally:
+            self.duplicate_skipped, self.duplicate_decoded = stats.skipped, stats.decoded
+
+    def steered_similar(self, row: int, adjust: dict[int, float], k: int = 10, alpha: float = 0.5,
+                        metric: str = "hellinger") -> list[Neighbour]:
+        """"More like this, but...": neighbours ranked by alpha * topic-space similarity to the
+        steered mixture of ``row`` + (1 - alpha) * embedding similarity (search.steered_similar)."""
+        return search.steered_similar(self.require_analysis(), row, adjust, k=k, alpha=alpha, metric=metric)
+
+    def topic_names(self, an: Analysis | None = None) -> dict[int, str]:
+        """The user's names of the topics of ``an`` (default: the current analysis), {topic (0-based): name}.
+        One small SQLite read per call: names set by another process (the CLI beside the app) show up."""
+        if an is None:
+            try:
+                an = self.require_analysis()
+            except ArtStyleError:
+                return {}
+        return search.topic_names(an, self.files.topic_names_raw())
+
+    def set_topic_name(self, topic: int, name: str | None, an: Analysis | None = None) -> None:
+        """Name topic ``topic`` (0-based) of the topics of ``an`` (default: the current analysis);
+        None or "" clears the name."""
+        an = an or self.require_analysis()
+        self.files.save_topic_names_raw(search.with_topic_name(an, self.files.topic_names_raw(), topic, name))
+
+    def topic_label(self, t: int) -> str:
+        """"Topic 3 · Dark portraits" (named) or "Topic 3" for topic t = 2."""
+        return search.format_topic_label(t, self.topic_names().get(int(t)))

@@ -1,0 +1,549 @@
+"""The on-disk index of one collection: SQLite records + feature vectors + derived files.
+
+Layout of an index directory (never inside the collection)::
+
+    index.sqlite        records of every file (path relative to the root, size, mtime,
+                        content hash, labels, error) and the extracted feature vectors,
+                        keyed by (feature set, content hash) so moved/renamed files reuse
+                        their features.  Every batch is one transaction: a run that is
+                        interrupted keeps every finished batch.
+    lock                advisory lock held by the process that writes the index
+    derived/<fs>/       analysis results for one feature set (.npz arrays written with
+                        allow_pickle=False, the hnswlib index, JSON metadata); each file
+                        written to a temp name and renamed into place.
+
+No pickle is used anywhere: arrays are raw float32/float16 bytes or .npz without
+object arrays, everything else is JSON.
+
+Failures are typed: a file-system or SQLite *write* problem (disk full, read-only
+folder) is an :class:`ArtStyleError` that says so and leaves the existing index as it
+was; a damaged or hostile file is :class:`IndexCorrupt`.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import zipfile
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import ArtStyleError, IndexCorrupt, IndexLocked
+
+SCHEMA_VERSION = 1
+APP_NAME = "artstyle_gui"
+
+try:  # POSIX advisory locks; Windows falls back to msvcrt below
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def default_index_root() -> Path:
+    """Where indexes live by default: the user data dir (platformdirs)."""
+    env = os.environ.get("ARTSTYLE_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def index_dir_for(root: Path, base: Path | None = None) -> Path:
+    """The default index directory of a collection folder, keyed by its absolute path."""
+    root = Path(root).resolve()
+    key = hashlib.sha1(os.fsencode(str(root))).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in root.name)[:40] or "root"
+    return (base or default_index_root()) / "collections" / f"{safe}-{key}"
+
+
+def check_outside(root: Path, index_dir: Path) -> None:
+    """Refuse an index directory inside the collection: the collection is never written."""
+    r, d = Path(root).resolve(), Path(index_dir).resolve()
+    if d == r or r in d.parents:
+        raise ArtStyleError(
+            f"The index directory {d} is inside the collection {r}. "
+            "artstyle never writes into a collection; choose another --index-dir."
+        )
+
+
+def write_error(path: Path, exc: OSError) -> ArtStyleError:
+    """A user-readable error for a failed write of ``path`` (disk full, read-only folder, ...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = " Free some disk space and try again."
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " The folder is read-only for you: choose another location or fix its permissions."
+    return ArtStyleError(f"Could not write {path}: {reason}.{hint} Existing files were left as they were.")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file next to ``path``, fsync it and rename it into place.
+
+    A failure (raised as :class:`ArtStyleError`) leaves any existing ``path`` untouched.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; on success rename it over ``path``.
+
+    OSErrors (disk full, read-only folder) become :class:`ArtStyleError`; the temp file is
+    removed and any existing ``path`` is left untouched.
+    """
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:  # mkstemp makes 0600; give the file the permissions a plain open() would (exports!)
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        except (AttributeError, OSError):  # pragma: no cover - Windows
+            pass
+        os.close(fd)
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(e, OSError):
+            raise write_error(path, e) from e
+        raise
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    for k, v in arrays.items():
+        if isinstance(v, np.ndarray) and v.dtype == object:
+            raise TypeError(f"refusing to save object array {k!r} (no pickle)")
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Load an .npz written by :func:`save_npz`; never unpickles (object arrays are refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy where an .npz belongs
+                raise ValueError("not an .npz archive")
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise IndexCorrupt(f"The index file {path} is damaged ({e}). Re-index the collection.") from e
+
+
+def save_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IndexCorrupt(f"The index file {path} is damaged ({e}). Re-index the collection.") from e
+
+
+def _db_relpath(relpath: str) -> str | bytes:
+    """SQLite stores text as UTF-8; a non-UTF-8 file name (surrogate-escaped str, PEP 383)
+    is stored as a BLOB of its raw bytes instead, so it round-trips exactly."""
+    try:
+        relpath.encode("utf-8")
+        return relpath
+    except UnicodeEncodeError:
+        return relpath.encode("utf-8", "surrogateescape")
+
+
+def _py_relpath(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
+
+
+def _parse_labels(text: Any) -> dict[str, str]:
+    """Labels column -> dict of str. A damaged cell reads as no labels: labels are re-read from
+    the labels CSV on every update, which repairs it."""
+    try:
+        d = json.loads(text or "{}")
+    except (ValueError, TypeError):
+        return {}
+    if not isinstance(d, dict):
+        return {}
+    return {str(k): str(v) for k, v in d.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+
+
+def _sqlite_write_error(where: Path, e: sqlite3.Error) -> ArtStyleError | None:
+    """The user-facing error for an SQLite failure caused by the disk or the folder, else None."""
+    msg = str(e)
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        return IndexLocked(f"The index at {where} is busy: another artstyle process is writing it ({msg}). "
+                           "Wait for it to finish and try again.")
+    if any(w in low for w in ("full", "readonly", "read-only", "disk", "i/o", "unable to open", "permission")):
+        return ArtStyleError(f"Could not write the index at {where}: {msg}. Check free disk space and that the "
+                             "folder is writable. Finished work up to the last batch is kept.")
+    return None
+
+
+def _guarded(fn):
+    """Map SQLite failures inside an IndexStore method to clear errors (IndexCorrupt for a
+    damaged database, ArtStyleError/IndexLocked for disk, permission and busy problems)."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.ProgrammingError:  # a bug (e.g. a closed store), not a damaged index
+            raise
+        except sqlite3.OperationalError as e:
+            err = _sqlite_write_error(self.dir, e)
+            if err is not None:
+                raise err from e
+            raise IndexCorrupt(f"The index database {self.db_path} cannot be read ({e}). "
+                               "Delete the index directory and index the collection again.") from e
+        except sqlite3.DatabaseError as e:  # "database disk image is malformed", ...
+            raise IndexCorrupt(f"The index database {self.db_path} is damaged ({e}). "
+                               "Delete the index directory and index the collection again.") from e
+
+    return wrapper
+
+
+@dataclass
+class FileRecord:
+    id: int
+    relpath: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    status: str  # "ok" | "error"
+    error: str | None
+    labels: dict[str, str]
+    width: int | None = None
+    height: int | None = None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    relpath TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    width INTEGER,
+    height INTEGER,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+CREATE TABLE IF NOT EXISTS featuresets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    featureset INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (featureset, hash)
+) WITHOUT ROWID;
+-- the keys alone: listing the known hashes reads this small index, not every page of the vectors
+-- (a cold re-open of 10,000 paintings read 240 MB for it; docs/benchmarks.md)
+CREATE INDEX IF NOT EXISTS vectors_keys ON vectors(featureset, hash);
+"""
+
+
+class IndexStore:
+    """SQLite-backed records and feature vectors of one collection."""
+
+    def __init__(self, index_dir: Path, *, readonly: bool = False) -> None:
+        self.dir = Path(index_dir)
+        self.readonly = readonly
+        self._lock_fh = None
+        if not readonly:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ArtStyleError(f"Cannot create the index directory {self.dir}: {e.strerror or e}") from e
+        self.db_path = self.dir / "index.sqlite"
+        if readonly and not self.db_path.exists():
+            raise ArtStyleError(f"No index at {self.dir}. Run `artstyle index` on the collection first.")
+        # one connection per thread (the app's GUI thread and its worker never share one; WAL lets a
+        # reader and the writer work at the same time), all closed by close()
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        db = None
+        try:
+            db = self._connect()
+            if not readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            self._check_schema()
+        except (sqlite3.DatabaseError, ArtStyleError) as e:
+            self._close_all()
+            if isinstance(e, ArtStyleError):
+                raise
+            if isinstance(e, sqlite3.OperationalError) and _sqlite_write_error(self.dir, e) is not None:
+                raise _sqlite_write_error(self.dir, e) from e  # disk full / read-only: not a damaged index
+            raise IndexCorrupt(
+                f"The index database {self.db_path} cannot be read ({e}). "
+                "Delete the index directory and index the collection again."
+            ) from e
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            uri = "file:" + str(self.db_path) + "?mode=ro"
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        else:
+            db = sqlite3.connect(str(self.db_path), check_same_thread=False, timeout=30)
+            db.execute("PRAGMA synchronous=NORMAL")
+        with self._conns_lock:
+            self._conns.append(db)
+        self._local.db = db
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the index database (opened at its first use)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            db = self._connect()
+        return db
+
+    def _close_all(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for db in conns:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+
+    # -- locking ---------------------------------------------------------
+    def acquire_writer_lock(self) -> None:
+        """Take the single-writer lock, or raise IndexLocked if another process holds it."""
+        if self._lock_fh is not None or fcntl is None:
+            return
+        try:
+            fh = open(self.dir / "lock", "a+")
+        except OSError as e:
+            raise write_error(self.dir / "lock", e) from e
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            fh.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise IndexLocked(
+                    f"Another artstyle process is indexing this collection (lock {self.dir / 'lock'}). "
+                    "Wait for it to finish, or close the other window."
+                ) from e
+            raise
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    @property
+    def holds_writer_lock(self) -> bool:
+        return self._lock_fh is not None
+
+    def release_writer_lock(self) -> None:
+        if self._lock_fh is not None:
+            try:
+                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)  # type: ignore[union-attr]
+            finally:
+                self._lock_fh.close()
+                self._lock_fh = None
+
+    def close(self) -> None:
+        self.release_writer_lock()
+        self._closed = True
+        self._close_all()
+
+    # -- meta ------------------------------------------------------------
+    def _check_schema(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            if not self.readonly:
+                with self.transaction():
+                    self.db.execute(
+                        "INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+            return
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            raise IndexCorrupt(f"The index database {self.db_path} is damaged (schema version {row[0]!r}). "
+                               "Delete the index directory and index the collection again.") from None
+        if version > SCHEMA_VERSION:
+            raise IndexCorrupt(
+                f"The index at {self.dir} was written by a newer artstyle (schema {row[0]}). Upgrade artstyle."
+            )
+
+    @_guarded
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    # -- records ---------------------------------------------------------
+    @staticmethod
+    def _record(row: tuple) -> FileRecord:
+        return FileRecord(
+            id=row[0], relpath=_py_relpath(row[1]), size=row[2], mtime_ns=row[3], hash=row[4], status=row[5],
+            error=row[6], labels=_parse_labels(row[7]), width=row[8], height=row[9],
+        )
+
+    _COLS = "id, relpath, size, mtime_ns, hash, status, error, labels, width, height"
+
+    @_guarded
+    def records(self) -> list[FileRecord]:
+        rows = self.db.execute(f"SELECT {self._COLS} FROM files ORDER BY relpath").fetchall()
+        return [self._record(r) for r in rows]
+
+    def record_map(self) -> dict[str, FileRecord]:
+        return {r.relpath: r for r in self.records()}
+
+    def upsert_files(self, recs: Iterable[FileRecord]) -> None:
+        now = time.time()
+        rows = [
+            (_db_relpath(r.relpath), r.size, r.mtime_ns, r.hash, r.status, r.error,
+             json.dumps(r.labels, ensure_ascii=False, sort_keys=True), r.width, r.height, now)
+            for r in recs
+        ]
+        self.db.executemany(
+            "INSERT INTO files(relpath, size, mtime_ns, hash, status, error, labels, width, height, updated) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(relpath) DO UPDATE SET size=excluded.size, "
+            "mtime_ns=excluded.mtime_ns, hash=excluded.hash, status=excluded.status, error=excluded.error, "
+            "labels=excluded.labels, width=excluded.width, height=excluded.height, updated=excluded.updated",
+            rows,
+        )
+
+    def delete_files(self, relpaths: Iterable[str]) -> int:
+        cur = self.db.executemany("DELETE FROM files WHERE relpath=?", [(_db_relpath(p),) for p in relpaths])
+        return cur.rowcount
+
+    def update_labels(self, labels: dict[str, dict[str, str]]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE files SET labels=? WHERE relpath=?",
+                [(json.dumps(v, ensure_ascii=False, sort_keys=True), _db_relpath(k)) for k, v in labels.items()],
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction: committed as a whole or rolled back (then a clear error)."""
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.OperationalError as e:
+            err = _sqlite_write_error(self.dir, e)
+            if err is not None:
+                raise err from e
+            raise
+        except sqlite3.DatabaseError as e:  # "database disk image is malformed", ...
+            raise IndexCorrupt(f"The index database {self.db_path} is damaged ({e}). "
+                               "Delete the index directory and index the collection again.") from e
+
+    # -- feature sets and vectors ---------------------------------------
+    @_guarded
+    def featureset_id(self, key: str, config: dict[str, Any]) -> int:
+        row = self.db.execute("SELECT id FROM featuresets WHERE key=?", (key,)).fetchone()
+        if row:
+            return int(row[0])
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO featuresets(key, config) VALUES(?, ?)", (key, json.dumps(config, sort_keys=True))
+            )
+        return int(cur.lastrowid)
+
+    @_guarded
+    def featuresets(self) -> list[tuple[int, str, dict[str, Any]]]:
+        rows = self.db.execute("SELECT id, key, config FROM featuresets ORDER BY id").fetchall()
+        out = []
+        for r in rows:
+            try:
+                cfg = json.loads(r[2])
+            except (ValueError, TypeError):
+                cfg = None
+            out.append((r[0], r[1], cfg if isinstance(cfg, dict) else {}))
+        return out
+
+    @_guarded
+    def known_hashes(self, fs: int) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT hash FROM vectors WHERE featureset=?", (fs,))}
+
+    def put_vectors(self, fs: int, items: Iterable[tuple[str, bytes]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO vectors(featureset, hash, data) VALUES(?,?,?)",
+            [(fs, h, sqlite3.Binary(b)) for h, b in items],
+        )
+
+    @_guarded
+    def get_vectors(self, fs: int, hashes: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        chunk = 500
+        for i in range(0, len(hashes), chunk):
+            part = hashes[i : i + chunk]
+            q = ",".join("?" * len(part))
+            for h, data in self.db.execute(
+                f"SELECT hash, data FROM vectors WHERE featureset=? AND hash IN ({q})", (fs, *part)
+            ):
+                out[h] = bytes(data)
+        return out
+
+    @_guarded
+    def delete_vectors(self, fs: int, hashes: Iterable[str]) -> None:
+        """Forget stored vectors (e.g. damaged ones): their files are extracted again by the next update."""
+        with self.transaction():
+            self.db.executemany("DELETE FROM vectors WHERE featureset=? AND hash=?", [(fs, h) for h in hashes])
+
+    @_guarded
+    def prune_vectors(self, fs: int, keep: set[str]) -> int:
+        """Drop vectors of content no longer in the collection."""
+        gone = self.known_hashes(fs) - keep
+        with self.transaction():
+            self.db.executemany("DELETE FROM vectors WHERE featureset=? AND hash=?", [(fs, h) for h in gone])
+        return len(gone)
+
+    def derived_dir(self, fs_key: str) -> Path:
+        return self.dir / "derived" / fs_key
