@@ -16,6 +16,7 @@ from .core.analysis.parts import PARTS
 from .core.analysis.topics import TOPIC_INPUTS
 from .core.errors import ArtStyleError, IndexCorrupt
 from .core.ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY
+from .core.ingest.imageio import DEFAULT_MAX_MEGAPIXELS
 from .core.progress import Progress, ProgressGen, stage_label
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -117,7 +118,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", help="weights file for the backbone (e.g. a ResNet50 state dict), or the name "
                                      "of a fine-tuned backbone (artstyle backbones)")
     g.add_argument("--no-trim", action="store_true", help="do not trim uniform borders (letterbox bars)")
-    g.add_argument("--max-megapixels", type=float, help="skip images larger than this (default 400)")
+    g.add_argument("--max-megapixels", type=float, help=f"skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g})")
     g.add_argument("--batch-size", type=int)
     g = p.add_argument_group("analysis")
     g.add_argument("--blend", type=_parse_blend, help="search blend, e.g. deep=1,texture=0.5,colour=0.25")
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["auto", "pca", "tsne"], default="auto",
                    help="layout (default auto: t-SNE unless the collection is tiny or huge)")
     p.add_argument("--out", type=Path, help="write the CSV here (default: standard output)")
-    p.add_argument("--label", default="artist", help="label column written as 'label' (default artist)")
+    p.add_argument("--label", help="write only this label column (default: every label column)")
 
     p = sub.add_parser("duplicates", help="groups of near-duplicate paintings (never deletes anything)")
     _common(p)
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("problems", help="list files that could not be read, with reasons")
     _common(p)
 
-    # style adapter and same-hand verifier (core/adapt.py, core/verify.py)
+    # style adapter and same-hand verifier (core/learn/adapt.py, core/learn/verify.py)
     p = sub.add_parser("adapt", help="learn the style metric and the same-hand verifier from a label column")
     _common(p)
     p.add_argument("--label", required=True, help="label column to learn from: artist, style or any CSV column")
@@ -401,7 +402,7 @@ def cmd_similar(args) -> int:
             print(json.dumps([{"path": n.relpath, "score": round(n.score, 5),
                                "shares": {k: round(v, 4) for k, v in n.shares.items()}} for n in res], indent=1))
             return EXIT_OK
-        if an.space == "adapted":  # style adapter (core/adapt.py)
+        if an.space == "adapted":  # style adapter (core/learn/adapt.py)
             title += " (adapted space)"
         print(title)
         print(f"{'#':>3}  {'score':>6}  {'deep':>5} {'tex':>5} {'col':>5}  path")
@@ -499,7 +500,7 @@ def cmd_export(args) -> int:
     from .core.ingest.store import check_outside
 
     with open_collection(args) as col:
-        check_outside(col.root, args.outdir)
+        check_outside(col.root, args.outdir, what="export folder")
         _ensure_analysis(col, args.quiet)
         for p in col.export(args.outdir):
             print(p)
@@ -673,28 +674,23 @@ def cmd_compare(args) -> int:
 
 # ------------------------------------------------------------------ explore: style map, near-duplicates
 def cmd_map(args) -> int:
-    from .core.explore.stylemap import resolve_method
-    from .core.explore.summaries import csv_bytes
-    from .core.ingest.store import atomic_write_bytes, check_outside
+    from .core.explore.stylemap import map_csv_bytes, resolve_method, write_map_csv
+    from .core.ingest.store import check_outside
 
     with open_collection(args) as col:
         if args.out is not None:
-            check_outside(col.root, args.out)
+            check_outside(col.root, args.out, what="map CSV")
         an = _ensure_analysis(col, args.quiet)
         xy = drive(col.style_map(args.method), args.quiet)
-        dom = an.dominant_topics()
         names = col.topic_names()
-        labels = an.label_column(args.label)
-        rows = [[an.relpaths[i], f"{xy[i, 0]:.5f}", f"{xy[i, 1]:.5f}", int(dom[i]) + 1 if dom[i] >= 0 else "",
-                 names.get(int(dom[i]), "") if dom[i] >= 0 else "", labels[i]] for i in range(an.n)]
-        data = csv_bytes(["relpath", "x", "y", "dominant_topic", "topic_name", "label"], rows)
+        columns = [args.label] if args.label else None
         method = resolve_method(args.method, an.n)
         if args.out is None:
             sys.stdout.flush()
-            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.write(map_csv_bytes(an, xy, names, columns=columns))
             sys.stdout.flush()
         else:
-            atomic_write_bytes(args.out, data)
+            write_map_csv(args.out, col.root, an, xy, names, columns=columns)
             print(f"Map of {an.n:,} paintings ({'t-SNE' if method == 'tsne' else 'PCA'}) written to {args.out}")
     return EXIT_OK
 
@@ -706,7 +702,7 @@ def cmd_duplicates(args) -> int:
         if args.out is not None:
             from .core.ingest.store import check_outside
 
-            check_outside(col.root, args.out)
+            check_outside(col.root, args.out, what="duplicates CSV")
         _ensure_analysis(col, args.quiet)
         groups = drive(col.find_duplicates(args.threshold, args.max_hamming, crops=not args.no_crops), args.quiet)
         for path, reason in col.duplicate_skipped:

@@ -132,10 +132,7 @@ def cmd_reopen(root: str, index_dir: str) -> dict:
     # the core alone: open the store, read records, load the saved analysis (what `artstyle similar` does)
     t = time.perf_counter()
     col = Collection(root, index_dir=index_dir)
-    saved = json.loads(col.store.get_meta("settings") or "{}")
-    from artstyle_gui.core.model import Settings
-
-    col.settings = Settings.from_json(saved) if saved else col.settings
+    col.settings = col.files.saved_settings() or col.settings
     recs = col.records()
     an = col.load_analysis()
     core_s = time.perf_counter() - t

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -110,7 +109,7 @@ def synthetic_index(root: Path, index_dir: Path, n: int, *, settings: Settings, 
             with col.store.transaction():
                 col.store.put_vectors(fs, vecs)
                 col.store.upsert_files(recs)
-        col.store.set_meta("settings", json.dumps(settings.to_json()))
+        col.files.save_settings(settings)
         store_s = time.perf_counter() - t0 - files_s
         from artstyle_gui.core.progress import run
 

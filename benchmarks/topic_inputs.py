@@ -71,7 +71,7 @@ def main() -> None:
         "# Topic inputs compared",
         "",
         "LDA needs non-negative counts; PCA scores are signed. Two inputs are implemented",
-        "(`artstyle_gui/core/analysis.py`):",
+        "(`artstyle_gui/core/analysis/topics.py`):",
         "",
         "- **bovw** (default): every cell of a 7x7 grid over a mid-level EfficientNet-Lite0 feature map",
         "  (block 10, 112 channels) is signed-sqrt + L2 normalised, PCA-reduced to 32 dims and quantised",

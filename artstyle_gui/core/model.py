@@ -1,6 +1,6 @@
 """Plain data of the engine: settings, reports, neighbours and the analysis a view shows.
 
-No behaviour beyond validation and (de)serialisation; :mod:`.engine` produces these objects.
+No behaviour beyond validation and (de)serialisation; :class:`~.index.collection.Collection` produces these objects.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .analysis.parts import PARTS, PartModel, blend
 from .analysis.topics import TOPIC_INPUTS, TopicModel
 from .errors import ArtStyleError, IndexCorrupt
 from .ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, file_sha256
+from .ingest.imageio import DEFAULT_MAX_MEGAPIXELS
 
 #: the art style model's deep feature carries most of what the texture and colour parts add; with more of
 #: them (the ImageNet default below) its precision@10 on wikiart7-dev fell from 0.59 to 0.58 (docs/quality.md)
@@ -33,7 +34,7 @@ class Settings:
     weights_file: str | None = None
     colour_bins: int = 8
     trim_borders: bool = True
-    max_megapixels: float = 400.0
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     batch_size: int = 16
     decode_threads: int = 0  # 0: automatic
     deep_components: int = 128
@@ -46,7 +47,7 @@ class Settings:
     k_range: tuple[int, int] = (5, 20)
     vocab_size: int = 256
     seed: int = 0
-    space: str = "base"  # "base" | "adapted": neighbours/topics in the style adapter's space (core/adapt.py)
+    space: str = "base"  # "base" | "adapted": neighbours/topics in the style adapter's space (core/learn/adapt.py)
 
     def validate(self) -> None:
         if self.backbone not in REGISTRY:
@@ -57,7 +58,7 @@ class Settings:
             raise ArtStyleError(f"topic input must be one of {', '.join(TOPIC_INPUTS)}.")
         if self.k is not None and not 1 <= self.k <= 200:
             raise ArtStyleError("K must be between 1 and 200.")
-        if self.space not in ("base", "adapted"):  # style adapter (core/adapt.py)
+        if self.space not in ("base", "adapted"):  # style adapter (core/learn/adapt.py)
             raise ArtStyleError("space must be 'base' or 'adapted'.")
         if not any(self.blend.get(p, 0) > 0 for p in PARTS):
             raise ArtStyleError("At least one of the blend weights (deep, texture, colour) must be positive.")

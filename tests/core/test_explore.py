@@ -431,14 +431,16 @@ def test_cli_map(cli, tmp_path, capsys):
     assert main(["-q", "map", str(root), *base, "--method", "pca", "--out", str(out), "--label", "style"]) == 0
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["relpath", "x", "y", "dominant_topic", "topic_name", "label"]
+    assert list(rows[0]) == ["relpath", "x", "y", "dominant_topic", "dominant_topic_name", "style"]
     assert len(rows) == 32 + len(PLANTED)
     assert all(-1 <= float(r["x"]) <= 1 and -1 <= float(r["y"]) <= 1 for r in rows)
-    assert {r["label"] for r in rows if r["relpath"].startswith("swirl/")} == {"swirl"}
+    assert {r["style"] for r in rows if r["relpath"].startswith("swirl/")} == {"swirl"}
     capsys.readouterr()
     assert main(["-q", "map", str(root), *base, "--method", "pca"]) == 0  # CSV on standard output
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "relpath,x,y,dominant_topic,topic_name,label" and len(lines) == len(rows) + 1
+    head = lines[0].split(",")  # the same header as the app's export: every label column by default
+    assert head[:5] == ["relpath", "x", "y", "dominant_topic", "dominant_topic_name"] and "style" in head[5:]
+    assert len(lines) == len(rows) + 1
     assert main(["-q", "map", str(root), *base, "--out", str(root / "map.csv")]) == 1
     assert "never writes" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:

@@ -1,4 +1,4 @@
-"""Backbone fine-tuning (core/finetune.py, `artstyle finetune`): a couple of CPU steps on tiny data.
+"""Backbone fine-tuning (core/learn/finetune.py, `artstyle finetune`): a couple of CPU steps on tiny data.
 
 What must hold whatever the data: only the last stages change (texture and local features stay the
 ImageNet ones, the pooled deep feature moves), the weights land in the data folder with provenance

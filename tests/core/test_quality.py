@@ -1,4 +1,4 @@
-"""Style adapter, adapted space and the same-hand verifier (core/adapt.py, core/verify.py, CLI)."""
+"""Style adapter, adapted space and the same-hand verifier (core/learn/adapt.py, core/learn/verify.py, CLI)."""
 
 from __future__ import annotations
 

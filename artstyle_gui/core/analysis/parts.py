@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 PARTS = ("deep", "texture", "colour")
+#: how the app and the CLI name each part: a label (settings) and a short name ("why similar")
+PART_LABELS = {"deep": "Content (deep CNN features)", "texture": "Texture (Gram matrices)",
+               "colour": "Colour histogram"}
+PART_NAMES = {"deep": "content (deep)", "texture": "texture", "colour": "colour"}
 
 
 def l2n(x: np.ndarray, axis: int = -1) -> np.ndarray:

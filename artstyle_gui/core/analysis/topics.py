@@ -26,6 +26,9 @@ from ..progress import Progress, ProgressGen
 from .parts import PartModel, Projection, l2n, ssqrt
 
 TOPIC_INPUTS = ("style", "bovw", "pca")
+#: what the app and the CLI call each topic input
+TOPIC_INPUT_LABELS = {"style": "Style codes (art model)", "bovw": "Visual words (local features + colour)",
+                      "pca": "PCA scores of deep features"}
 
 
 @dataclass

@@ -44,7 +44,7 @@ from ..analysis.neighbors import NeighbourIndex
 from ..analysis.parts import blend
 from ..derived import DerivedFiles
 from ..errors import ArtStyleError, DecodeError
-from ..ingest.imageio import load_rgb
+from ..ingest.imageio import DEFAULT_MAX_MEGAPIXELS, load_rgb
 from ..model import Analysis
 from ..progress import Progress, ProgressGen
 
@@ -250,7 +250,7 @@ class _ThumbCache:
 
 
 def _read_thumb(root: Path, relpath: str, expected: str,
-                max_megapixels: float = 400.0) -> tuple[np.ndarray | None, str | None]:
+                max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray | None, str | None]:
     """Read one painting (read-only): (thumbnail, None) or (None, reason)."""
     from ..ingest.features import content_hash
 
@@ -458,7 +458,7 @@ def export_duplicates_csv(groups: list[DuplicateGroup], path: str | os.PathLike,
 
     path = Path(path).expanduser()
     root = Path(collection_root)
-    check_outside(root, path)
+    check_outside(root, path, what="duplicates CSV")
     rows = []
     for gi, g in enumerate(groups, 1):
         sims = g.similarities or [float("nan")] * g.size

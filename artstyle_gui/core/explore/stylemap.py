@@ -25,13 +25,15 @@ import json
 import os
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..derived import DerivedFiles
 from ..errors import ArtStyleError
-from ..ingest.store import load_npz, save_npz
+from ..ingest.store import atomic_write_bytes, check_outside, load_npz, save_npz
+from .summaries import csv_bytes, label_columns
 from ..model import Analysis
 from ..progress import Progress, ProgressGen
 
@@ -286,3 +288,33 @@ def style_map(an: Analysis, files: DerivedFiles, method: str = "auto") -> Progre
     path = _map_path(files, method)
     files.write_if_unlocked(lambda: save_npz(path, xy=xy, key=np.array(key)))
     return xy
+
+
+# --------------------------------------------------------------------------- the map as CSV (CLI and app)
+MAP_CSV_COLUMNS = ("relpath", "x", "y", "dominant_topic", "dominant_topic_name")
+
+
+def map_csv_bytes(an: Analysis, xy: np.ndarray, topic_names: dict[int, str], rows=None,
+                  columns: list[str] | None = None) -> bytes:
+    """The map as CSV: relpath, x, y, dominant topic (1-based) and its name, then the label columns
+    (``columns``, default every label column the rows carry). ``rows``: the paintings (default all).
+    Cells are escaped against spreadsheet formulas."""
+    rows = list(range(an.n)) if rows is None else [int(r) for r in rows]
+    labels = [{k: v for k, v in an.labels[r].items() if v} for r in rows]
+    cols = list(columns) if columns is not None else label_columns(labels, skip=("path", "source"))
+    dom = an.dominant_topics()
+    out = []
+    for r, lab in zip(rows, labels):
+        t = int(dom[r])
+        out.append([an.relpaths[r], f"{xy[r, 0]:.5f}", f"{xy[r, 1]:.5f}", t + 1 if t >= 0 else "",
+                    topic_names.get(t, "") if t >= 0 else "", *[lab.get(k, "") for k in cols]])
+    return csv_bytes([*MAP_CSV_COLUMNS, *cols], out)
+
+
+def write_map_csv(path: str | os.PathLike, root: str | os.PathLike, an: Analysis, xy: np.ndarray,
+                  topic_names: dict[int, str], rows=None, columns: list[str] | None = None) -> Path:
+    """:func:`map_csv_bytes` written atomically to ``path`` (never inside the collection ``root``)."""
+    path = Path(path).expanduser()
+    check_outside(Path(root), path, what="map CSV")
+    atomic_write_bytes(path, map_csv_bytes(an, xy, topic_names, rows, columns))
+    return path

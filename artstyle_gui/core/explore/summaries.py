@@ -102,6 +102,28 @@ def label_columns(labels, skip: tuple[str, ...] = ()) -> list[str]:
     return std + [c for c in cols if c not in std]
 
 
+FOLDER = "folder"  # the pseudo label column "top-level folder" of group_columns / group_values
+
+
+def group_columns(an: Analysis) -> list[str]:
+    """Label columns worth grouping by (artist first), plus the top-level folder."""
+    seen: dict[str, set] = {}
+    for lab in an.labels:
+        for k, v in lab.items():
+            if v and k not in ("title", "path", "source"):
+                seen.setdefault(k, set()).add(v)
+    cols = [c for c in ("artist", "style", "year") if 1 <= len(seen.get(c, ())) < an.n]
+    cols += sorted(c for c, vals in seen.items() if c not in cols and 1 < len(vals) < max(2, an.n * 0.8))
+    return cols + [FOLDER]
+
+
+def group_values(an: Analysis, column: str) -> list[str]:
+    """Each painting's value of ``column`` (a label column, or :data:`FOLDER`)."""
+    if column == FOLDER:
+        return [p.split("/", 1)[0] if "/" in p else "(top level)" for p in an.relpaths]
+    return an.label_column(column)
+
+
 def csv_bytes(header: list[str], rows) -> bytes:
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\n")

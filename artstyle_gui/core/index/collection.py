@@ -630,7 +630,7 @@ class Collection:
         """Write the topic, painting and artist CSVs and the provenance JSON to ``outdir`` (never inside
         the collection); returns the paths written."""
         outdir = Path(outdir)
-        check_outside(self.root, outdir)
+        check_outside(self.root, outdir, what="export folder")
         an = self.analysis or self.load_analysis()
         if an is None:
             raise ArtStyleError("There is no analysis to export yet: let the indexing finish first.")

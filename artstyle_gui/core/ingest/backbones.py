@@ -284,7 +284,7 @@ def _fused_seq(seq):
 
 def load_weights_file(path: str):
     """A plain state dict from ``path`` (``weights_only``: never unpickles code), or BackboneUnavailable
-    saying why not. Used for the backbones and by core/finetune.py for its base weights."""
+    saying why not. Used for the backbones and by core/learn/finetune.py for its base weights."""
     import torch
 
     try:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .backbones import INPUT_SIZE, LOCAL_GRID, BackboneInfo
-from .imageio import decode_image
+from .imageio import DEFAULT_MAX_MEGAPIXELS, decode_image
 
 #: bytes read per file are hashed with this (content identity for moved/renamed files)
 HASH_NAME = "blake2b-128"
@@ -65,7 +65,7 @@ class Prepared:
     aspect: float = 1.0  # width / height of the picture after the bars were trimmed (what the network saw)
 
 
-def prepare(data: bytes, *, bins: int = 8, trim_borders: bool = True, max_megapixels: float = 400.0) -> Prepared:
+def prepare(data: bytes, *, bins: int = 8, trim_borders: bool = True, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Prepared:
     """Decode file bytes (reduced), trim letterbox bars, crop for the CNN, colour histogram.
 
     Raises DecodeError with a user-readable reason.

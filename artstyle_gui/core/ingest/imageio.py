@@ -51,6 +51,8 @@ try:  # AVIF: Pillow >= 11.2 decodes it natively when built with libavif
 except Exception:  # pragma: no cover
     _AVIF = False
 
+#: images larger than this (megapixels) are skipped with a reason (Settings.max_megapixels, --max-megapixels)
+DEFAULT_MAX_MEGAPIXELS = 400.0
 _BASE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     _BASE_EXTENSIONS + ((".heic", ".heif") if _HEIF else ()) + ((".avif",) if _AVIF else ())
@@ -100,7 +102,7 @@ def decode_image(
     source: str | os.PathLike[str] | bytes,
     *,
     target_side: int = 256,
-    max_megapixels: float = 400.0,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     trim_borders: bool = True,
     trim_max_fraction: float = DEFAULT_TRIM_MAX_FRACTION,
 ) -> DecodedImage:
@@ -117,7 +119,7 @@ def decode_image(
 
 
 def load_rgb(
-    path: str | os.PathLike[str] | bytes, max_side: int | None = None, *, max_megapixels: float = 400.0
+    path: str | os.PathLike[str] | bytes, max_side: int | None = None, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
 ) -> Image.Image:
     """Decode an image for previews and thumbnails (no border trim).
 

@@ -69,14 +69,16 @@ def index_dir_for(root: Path, base: Path | None = None) -> Path:
     return (base or default_index_root()) / "collections" / f"{safe}-{key}"
 
 
-def check_outside(root: Path, index_dir: Path) -> None:
-    """Refuse an index directory inside the collection: the collection is never written."""
-    r, d = Path(root).resolve(), Path(index_dir).resolve()
+def check_outside(root: Path, path: Path, *, what: str = "index directory") -> None:
+    """Refuse a place to write (the index directory, an export) inside the collection: the collection
+    is never written."""
+    r, d = Path(root).resolve(), Path(path).expanduser().resolve()
     if d == r or r in d.parents:
-        raise ArtStyleError(
-            f"The index directory {d} is inside the collection {r}. "
-            "artstyle never writes into a collection; choose another --index-dir."
-        )
+        if what == "index directory":
+            raise ArtStyleError(f"The index directory {d} is inside the collection {r}. "
+                                "artstyle never writes into a collection; choose another --index-dir.")
+        raise ArtStyleError(f"The {what} {d} is inside the collection {r}: artstyle never writes into a "
+                            "collection. Choose a place outside it.")
 
 
 def write_error(path: Path, exc: OSError) -> ArtStyleError:

@@ -557,10 +557,8 @@ def adapted_parts(files: DerivedFiles, an: Analysis, adapter: StyleAdapter) -> d
             raw.pop("local", None)
         chunks.append(adapter.transform_raw(raw))
     parts = {p: np.concatenate([c[p] for c in chunks]) for p in PARTS}
-    try:
-        _write_locked(files, lambda: _save_cache(d, an.fingerprint, adapter.id, parts))
-    except ArtStyleError:  # another process holds the index: the cache is only a cache
-        pass
+    # another process holds the index: the cache is only a cache
+    files.write_if_unlocked(lambda: _save_cache(d, an.fingerprint, adapter.id, parts))
     return parts
 
 
@@ -647,8 +645,5 @@ def adapted_topics(files: DerivedFiles, an: Analysis, adapter: StyleAdapter, par
                  curve_perplexity=np.asarray(tm.curve_perplexity, np.float64))
         save_json(d / "adapted_topics.json", {"key": key})
 
-    try:
-        _write_locked(files, write)
-    except ArtStyleError:  # another process holds the index: keep the topics in memory only
-        pass
+    files.write_if_unlocked(write)  # another process holds the index: keep the topics in memory only
     return tm
