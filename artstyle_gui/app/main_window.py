@@ -153,8 +153,10 @@ class MainWindow(QMainWindow):
         self.act_fullscreen = self.make_action("&Full Screen", self.toggle_full_screen, "F11")
         self.act_fullscreen.setCheckable(True)
         self.act_zoom = self.make_action("&Zoom Preview", lambda: self.detail.open_zoom(), "Ctrl+Return")
-        self.act_bigger = self.make_action("&Larger Thumbnails", lambda: self._step_thumbs(+32), "Ctrl+=")
-        self.act_smaller = self.make_action("&Smaller Thumbnails", lambda: self._step_thumbs(-32), "Ctrl+-")
+        self.act_bigger = self.make_action("&Larger Thumbnails", lambda: self._step_thumbs(+prefs.THUMB_STEP),
+                                           "Ctrl+=")
+        self.act_smaller = self.make_action("&Smaller Thumbnails", lambda: self._step_thumbs(-prefs.THUMB_STEP),
+                                            "Ctrl+-")
         self.act_cancel = self.make_action("&Cancel", lambda: self.controller.cancel(), "Esc")
         self.act_duplicates = self.make_action("Find &Near-Duplicates…", self.open_duplicates, "Ctrl+Shift+D",
                                            "Groups of the same painting photographed twice, resized or cropped "
@@ -469,7 +471,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/tab", self.tabs.currentIndex())
         sort = self.gallery.sort.currentData()
         s.setValue("gallery/sort", sort if sort != "similarity" else "name")
-        s.setValue("gallery/thumb_size", self.gallery.delegate.thumb)
+        prefs.set_thumb_size(self.gallery.delegate.thumb)
         prefs.save_engine_settings(self.controller.settings)
         s.sync()
 

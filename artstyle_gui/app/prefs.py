@@ -13,7 +13,11 @@ from ..core.model import is_old_default, upgraded_to_art_model
 ORG = "artstyle_gui"
 APP = "artstyle-gui"
 MAX_RECENT = 10
+#: the gallery's thumbnail size (px): its range, default, the slider's snap and the Ctrl+= / Ctrl+- step
+THUMB_RANGE = (64, 320)
 DEFAULT_THUMB = 160
+THUMB_SNAP = 16
+THUMB_STEP = 32
 
 
 def qsettings() -> QSettings:
@@ -96,9 +100,15 @@ def last_folder() -> str | None:
     return str(v) if v else None
 
 
+def clamp_thumb_size(size) -> int:
+    """``size`` as an int within :data:`THUMB_RANGE`."""
+    lo, hi = THUMB_RANGE
+    return max(lo, min(hi, int(size)))
+
+
 def thumb_size() -> int:
     try:
-        return max(64, min(320, int(qsettings().value("gallery/thumb_size", DEFAULT_THUMB))))
+        return clamp_thumb_size(qsettings().value("gallery/thumb_size", DEFAULT_THUMB))
     except (TypeError, ValueError):
         return DEFAULT_THUMB
 

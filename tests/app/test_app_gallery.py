@@ -43,7 +43,7 @@ def test_filter_matches_name_artist_and_title(model):
 
 
 def test_sorts(model, indexed):
-    from artstyle_gui.app.views.gallery import ArtistRole, ScoreRole, TopicRole
+    from artstyle_gui.app.widgets.roles import ArtistRole, ScoreRole, TopicRole
 
     an = indexed.an
     model.set_sort("name")

@@ -87,8 +87,6 @@ def test_settings_saved_before_the_art_model_move_new_collections_to_it():
 
 
 def test_a_new_folder_opened_after_an_old_collection_starts_on_the_art_model(qtbot, indexed, old_index, tmp_path):
-    import shutil
-
     fresh = tmp_path / "fresh"
     shutil.copytree(indexed.root, fresh)
     win = open_window(qtbot, indexed.root, old_index)

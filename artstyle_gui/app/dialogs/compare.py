@@ -18,10 +18,10 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QCheckBox, QDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
                                QWidget)
 
-from ...core.analysis.parts import PARTS
+from ...core.analysis.parts import PART_NAMES, PARTS
+from ..widgets.captions import caption_of
 from ..widgets.cards import draw_thumbnail
-from ..views.gallery import caption_of
-from ..widgets.thumbstrip import PART_COLOURS, PART_NAMES
+from ..widgets.colors import PART_COLOURS
 
 SAME = QColor("#2e9e5b")
 DIFFERENT = QColor("#c0504d")
@@ -369,7 +369,7 @@ class CompareDialog(QDialog):
         self.bars.setVisible(True)
         self.why.setVisible(True)
         logit = cmp.base_logit + sum(cmp.contributions.values())
-        sq = {p: f"<span style='color:{c.name()}'>■</span>" for p, c in PART_COLOURS.items()}
+        sq = {p: f"<span style='color:{PART_COLOURS[p].name()}'>■</span>" for p in PARTS}
         terms = " ".join(f"{'+' if v >= 0 else '−'} {abs(v):.2f} {sq[p]}" for p, v in cmp.contributions.items())
         self.explain.setText(f"An average pair starts at {cmp.base_logit:+.2f}; {terms} = {logit:+.2f} log-odds "
                              f"= probability {cmp.probability:.3f}.")

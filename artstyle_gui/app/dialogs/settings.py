@@ -14,15 +14,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from ...core.analysis.parts import PART_LABELS, PARTS
+from ...core.analysis.topics import TOPIC_INPUT_LABELS, TOPIC_INPUTS
 from ...core.ingest.backbones import REGISTRY
 from ...core.learn.finetune import list_finetuned
 from ...core.model import Settings
 from ...core.model import default_settings_for
-from ..views.topic_browser import TOPIC_INPUTS
+from ..prefs import THUMB_RANGE, THUMB_SNAP
 
 TUNED_PREFIX = "finetuned:"
-PART_LABELS = {"deep": "Content (deep CNN features)", "texture": "Texture (Gram matrices)",
-               "colour": "Colour histogram"}
 
 
 class SettingsDialog(QDialog):
@@ -58,7 +58,7 @@ class SettingsDialog(QDialog):
         self.trim = QCheckBox("Trim uniform borders (frames, scan margins) before extracting")
 
         self.blend: dict[str, QDoubleSpinBox] = {}
-        for part in ("deep", "texture", "colour"):
+        for part in PARTS:
             sb = QDoubleSpinBox()
             sb.setRange(0.0, 5.0)
             sb.setSingleStep(0.05)
@@ -77,12 +77,12 @@ class SettingsDialog(QDialog):
         self.k = QSpinBox()
         self.k.setRange(1, 200)
         self.topic_input = QComboBox()
-        for key, text in TOPIC_INPUTS:
-            self.topic_input.addItem(text, key)
+        for key in TOPIC_INPUTS:
+            self.topic_input.addItem(TOPIC_INPUT_LABELS[key], key)
 
         self.thumb = QSlider(Qt.Orientation.Horizontal)
-        self.thumb.setRange(64, 320)
-        self.thumb.setSingleStep(16)
+        self.thumb.setRange(*THUMB_RANGE)
+        self.thumb.setSingleStep(THUMB_SNAP)
         self.thumb_label = QLabel()
         self.thumb.valueChanged.connect(lambda v: self.thumb_label.setText(f"{v} px"))
 

@@ -13,14 +13,15 @@ from PySide6.QtWidgets import (QDialog, QGraphicsItem, QGraphicsPixmapItem, QGra
 
 import pyqtgraph as pg  # after PySide6
 
-from ..widgets.colors import plot_colors, topic_color
 from ...core import search
+from ...core.analysis.parts import PART_NAMES, PARTS
 from ..controller import NEIGHBOURS
 from ..jobs import Job, step
-from .gallery import caption_of
+from ..widgets.captions import caption_of
+from ..widgets.colors import PART_COLOURS, plot_colors, topic_color
 from ..widgets.steer import SteerPanel
 from ..widgets.thumbnails import ThumbnailLoader
-from ..widgets.thumbstrip import PART_COLOURS, PART_NAMES, Card, ThumbStrip
+from ..widgets.thumbstrip import NEIGHBOURS_THUMB, Card, ThumbStrip
 
 
 class PreviewWidget(QWidget):
@@ -277,14 +278,14 @@ class DetailPanel(QWidget):
         self.neigh_label = _section("Most similar")
         self.neigh_label.setTextFormat(Qt.TextFormat.PlainText)  # may hold a user's topic names
         legend = QLabel("  ".join(
-            f'<span style="color:{PART_COLOURS[p].name()}">■</span> {PART_NAMES[p]}' for p in PART_COLOURS))
+            f'<span style="color:{PART_COLOURS[p].name()}">■</span> {PART_NAMES[p]}' for p in PARTS))
         legend.setToolTip("The bar under each neighbour shows how much of the similarity comes from "
                           "CNN content features, texture (Gram) statistics and colour")
         nh = QHBoxLayout()
         nh.addWidget(self.neigh_label)
         nh.addStretch(1)
         nh.addWidget(legend)
-        self.strip = ThumbStrip(loader, thumb=100)
+        self.strip = ThumbStrip(loader, thumb=NEIGHBOURS_THUMB)
         self.strip.card_activated.connect(self._on_strip_card_activated)
 
         self.mix_label = _section("Topic mixture")

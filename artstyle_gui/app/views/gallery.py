@@ -9,7 +9,6 @@ when a cell is painted (see :mod:`.thumbnails`).
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, QTimer, Signal
@@ -19,39 +18,15 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListV
                                QWidget)
 
 from ...core.search import similarity_to_row
+from ..prefs import DEFAULT_THUMB, THUMB_RANGE, THUMB_SNAP, THUMB_STEP, clamp_thumb_size
+from ..widgets.captions import caption_of, subtitle_of
 from ..widgets.cards import begin_card, draw_thumbnail
 from ..widgets.colors import topic_color
+from ..widgets.roles import ArtistRole, PathRole, RelpathRole, ScoreRole, SubtitleRole, TopicRole
 from ..widgets.thumbnails import ThumbnailLoader
-
-RelpathRole = Qt.ItemDataRole.UserRole + 1
-PathRole = Qt.ItemDataRole.UserRole + 2
-TopicRole = Qt.ItemDataRole.UserRole + 3
-ScoreRole = Qt.ItemDataRole.UserRole + 4
-ArtistRole = Qt.ItemDataRole.UserRole + 5
-SubtitleRole = Qt.ItemDataRole.UserRole + 6
 
 SORTS = [("name", "File name"), ("artist", "Artist"), ("topic", "Dominant topic"),
          ("similarity", "Similarity to selection")]
-
-
-def caption_of(relpath: str, labels: dict) -> str:
-    return labels.get("title") or _stem(relpath)
-
-
-def _stem(relpath: str) -> str:
-    """``PurePosixPath(relpath).stem`` of an indexed relpath, without building a path object (the
-    gallery asks for every painted cell)."""
-    name = relpath.rstrip("/").rpartition("/")[2]
-    if name in ("", ".", ".."):
-        return PurePosixPath(relpath).stem
-    i = name.rfind(".")
-    return name[:i] if 0 < i < len(name) - 1 else name
-
-
-def subtitle_of(labels: dict) -> str:
-    """The artist, else "year · style" (the gallery cell's second line)."""
-    return labels.get("artist") or " · ".join(x for x in (labels.get("year", ""), labels.get("style", "")) if x)
-
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -378,7 +353,7 @@ class GalleryDelegate(QStyledItemDelegate):
     def __init__(self, loader: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
         self.loader = loader
-        self.thumb = 160
+        self.thumb = DEFAULT_THUMB
         self.show_scores = False
 
     def set_thumb_size(self, size: int) -> None:
@@ -473,9 +448,9 @@ class GalleryPanel(QWidget):
             self.sort.addItem(text, key)
         self.sort.setToolTip("Sort the gallery")
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
-        self.size_slider.setRange(64, 320)
-        self.size_slider.setSingleStep(16)
-        self.size_slider.setPageStep(32)
+        self.size_slider.setRange(*THUMB_RANGE)
+        self.size_slider.setSingleStep(THUMB_SNAP)
+        self.size_slider.setPageStep(THUMB_STEP)
         self.size_slider.setFixedWidth(110)
         self.size_slider.setToolTip("Thumbnail size (Ctrl+= / Ctrl+-)")
         self.count = QLabel()
@@ -537,11 +512,11 @@ class GalleryPanel(QWidget):
         controller.records_added.connect(self.model.add_items)
         controller.analysis_changed.connect(self._on_controller_analysis_changed)
         controller.selection_changed.connect(self._on_controller_selection_changed)
-        self.set_thumb_size(160)
+        self.set_thumb_size(DEFAULT_THUMB)
 
     # ---------------------------------------------------------------- public
     def set_thumb_size(self, size: int) -> None:
-        size = max(64, min(320, int(size)))
+        size = clamp_thumb_size(size)
         self.delegate.set_thumb_size(size)
         self._fit_grid()
         if self.size_slider.value() != size:
@@ -601,7 +576,7 @@ class GalleryPanel(QWidget):
         self._scroll_to_current(top=key == "similarity")
 
     def _on_size_slider_value_changed(self, v: int) -> None:
-        v = int(round(v / 16) * 16)
+        v = int(round(v / THUMB_SNAP) * THUMB_SNAP)
         self.set_thumb_size(v)
         self.thumb_size_changed.emit(v)
 

@@ -18,30 +18,12 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 import pyqtgraph as pg  # after PySide6
 
+from ...core.explore.summaries import FOLDER, group_columns, group_values
+from ..widgets.captions import caption_of
 from ..widgets.colors import HEATMAP_COLORMAP, plot_colors, topic_rgb
-from .gallery import caption_of
 
 MODES = [("topic", "Paintings by dominant topic"), ("label", "Paintings grouped by"),
          ("name", "Paintings by file name"), ("groups", "Mean mixture per")]
-FOLDER = "folder"
-
-
-def group_columns(an) -> list[str]:
-    """Label columns worth grouping by (artist first), plus the top-level folder."""
-    seen: dict[str, set] = defaultdict(set)
-    for lab in an.labels:
-        for k, v in lab.items():
-            if v and k not in ("title", "path", "source"):
-                seen[k].add(v)
-    cols = [c for c in ("artist", "style", "year") if 1 <= len(seen.get(c, ())) < an.n]
-    cols += sorted(c for c, vals in seen.items() if c not in cols and 1 < len(vals) < max(2, an.n * 0.8))
-    return cols + [FOLDER]
-
-
-def group_values(an, column: str) -> list[str]:
-    if column == FOLDER:
-        return [p.split("/", 1)[0] if "/" in p else "(top level)" for p in an.relpaths]
-    return an.label_column(column)
 
 
 class HeatmapView(QWidget):

@@ -27,14 +27,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 import pyqtgraph as pg  # after PySide6
 
 from ...core.explore.stylemap import resolve_method, saved_style_map, style_map
-from ...core.explore.summaries import csv_bytes, label_columns
+from ...core.explore.summaries import csv_bytes, group_columns, group_values, label_columns
 from .. import prefs
 from ..jobs import Job
-from ..widgets.colors import NO_TOPIC, plot_colors, topic_color
-from .gallery import caption_of
-from .heatmap import group_columns, group_values
+from ..widgets.captions import caption_of
+from ..widgets.colors import NO_TOPIC, plot_colors, swatch, topic_color
+from ..widgets.map_items import FastScatter, HoverCard, MapViewBox, ThumbItem, point_size
 from ..widgets.thumbnails import ThumbnailLoader
-from .topic_browser import swatch
 
 MAX_THUMBS = 150  # fewer paintings than this in view: their thumbnails are drawn
 MAX_COLOURS = 19  # label values beyond the most common ones are "other"
@@ -53,10 +52,6 @@ def layout_key(an) -> tuple | None:
     space = getattr(an, "space", "base")
     return (an.fingerprint, an.n, tuple(sorted((k, float(v)) for k, v in an.weights.items())), space,
             str(getattr(adapter, "id", "")) if space == "adapted" and adapter is not None else None)
-
-
-from .map_items import FastScatter, HoverCard, MapViewBox, ThumbItem, point_size
-
 
 
 def step_map(an, files, method: str):

@@ -7,33 +7,18 @@ from collections import Counter
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 import pyqtgraph as pg  # after PySide6
 
+from ...core.analysis.topics import TOPIC_INPUT_LABELS, TOPIC_INPUTS
 from ...core.explore.summaries import topic_summaries
-from ..widgets.colors import plot_colors, topic_color
-from .gallery import caption_of
-from ..widgets.thumbstrip import Card, ThumbStrip
+from ..widgets.captions import caption_of
+from ..widgets.colors import plot_colors, swatch, topic_color
+from ..widgets.thumbstrip import TOPIC_TOP_THUMB, Card, ThumbStrip
 
 TOP_N = 24
-TOPIC_INPUTS = [("style", "Style codes (art model)"),
-                ("bovw", "Visual words (local features + colour)"),
-                ("pca", "PCA scores of deep features")]
-
-
-def swatch(color: QColor, size: int = 14) -> QIcon:
-    pm = QPixmap(size, size)
-    pm.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pm)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(color)
-    p.drawRoundedRect(1, 1, size - 2, size - 2, 3, 3)
-    p.end()
-    return QIcon(pm)
 
 
 class PerplexityPlot(pg.PlotWidget):
@@ -117,7 +102,7 @@ class TopicBrowser(QWidget):
         self.artists = QLabel()
         self.artists.setTextFormat(Qt.TextFormat.RichText)
         self.artists.setWordWrap(True)
-        self.top = ThumbStrip(loader, thumb=112, wrap=True)
+        self.top = ThumbStrip(loader, thumb=TOPIC_TOP_THUMB, wrap=True)
         self.top.card_activated.connect(self.painting_clicked)
 
         self.plot = PerplexityPlot()
@@ -125,8 +110,8 @@ class TopicBrowser(QWidget):
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 200)
         self.input_box = QComboBox()
-        for key, text in TOPIC_INPUTS:
-            self.input_box.addItem(text, key)
+        for key in TOPIC_INPUTS:
+            self.input_box.addItem(TOPIC_INPUT_LABELS[key], key)
         self.refit = QPushButton("Re-fit topics")
         self.k_note = QLabel()
         self.k_note.setWordWrap(True)

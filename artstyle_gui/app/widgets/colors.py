@@ -1,10 +1,12 @@
-"""One topic palette for the whole app (gallery marks, bar chart, heatmap strip, topic browser)."""
+"""One topic palette for the whole app (gallery marks, bar chart, heatmap strip, topic browser), the
+colours of the descriptor parts, and the small colour swatch icon of the lists."""
 
 from __future__ import annotations
 
 import colorsys
 
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 
 # Tableau-like categorical colours, ordered so that neighbouring topic numbers contrast.
 _BASE = [
@@ -14,6 +16,8 @@ _BASE = [
 ]
 NO_TOPIC = QColor("#9a9a9a")
 HEATMAP_COLORMAP = "viridis"
+#: the "why similar" colour of each descriptor part (core.analysis.parts.PARTS)
+PART_COLOURS = {"deep": QColor("#3f6fd8"), "texture": QColor("#e39b2d"), "colour": QColor("#cf4f8e")}
 
 
 def topic_color(t: int) -> QColor:
@@ -38,6 +42,19 @@ def topic_rgb(k: int):
     import numpy as np
 
     return np.array([[c.red(), c.green(), c.blue()] for c in topic_colors(k)], np.uint8).reshape(k, 3)
+
+
+def swatch(color: QColor, size: int = 14) -> QIcon:
+    """A ``size`` px rounded square of ``color`` (the topic and legend lists)."""
+    pm = QPixmap(size, size)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(color)
+    p.drawRoundedRect(1, 1, size - 2, size - 2, 3, 3)
+    p.end()
+    return QIcon(pm)
 
 
 def is_dark() -> bool:

@@ -10,15 +10,16 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QRectF, QSize
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QListView, QStyledItemDelegate
 
+from ...core.analysis.parts import PART_NAMES, PARTS
 from .cards import begin_card, draw_thumbnail
-from .colors import topic_color
-from ..views.gallery import PathRole, RelpathRole, ScoreRole, TopicRole
+from .colors import PART_COLOURS, topic_color
+from .roles import PathRole, RelpathRole, ScoreRole, ScoreTextRole, SharesRole, TopicRole
 from .thumbnails import ThumbnailLoader
 
-SharesRole = Qt.ItemDataRole.UserRole + 10
-ScoreTextRole = Qt.ItemDataRole.UserRole + 11
-PART_COLOURS = {"deep": QColor("#3f6fd8"), "texture": QColor("#e39b2d"), "colour": QColor("#cf4f8e")}
-PART_NAMES = {"deep": "content (deep)", "texture": "texture", "colour": "colour"}
+#: thumbnail heights (px) of the strips: the default, the detail panel's neighbours, a topic's top paintings
+STRIP_THUMB = 104
+NEIGHBOURS_THUMB = 100
+TOPIC_TOP_THUMB = 112
 
 
 class Card:
@@ -83,7 +84,7 @@ class CardModel(QAbstractListModel):
 
 
 class CardDelegate(QStyledItemDelegate):
-    def __init__(self, loader: ThumbnailLoader, thumb: int = 104, parent=None) -> None:
+    def __init__(self, loader: ThumbnailLoader, thumb: int = STRIP_THUMB, parent=None) -> None:
         super().__init__(parent)
         self.loader = loader
         self.thumb = thumb
@@ -142,7 +143,7 @@ class CardDelegate(QStyledItemDelegate):
             h = max(6, fm.height() // 2)
             bar = QRectF(left, y2 + (fm.height() - h) / 2, right - left, h)
             bx = bar.x()
-            for part in ("deep", "texture", "colour"):
+            for part in PARTS:
                 w = bar.width() * float(shares.get(part, 0.0))
                 if w > 0:
                     painter.setPen(Qt.PenStyle.NoPen)
@@ -161,7 +162,8 @@ class ThumbStrip(QListView):
 
     card_activated = Signal(str)
 
-    def __init__(self, loader: ThumbnailLoader, *, thumb: int = 104, wrap: bool = False, parent=None) -> None:
+    def __init__(self, loader: ThumbnailLoader, *, thumb: int = STRIP_THUMB, wrap: bool = False,
+                 parent=None) -> None:
         super().__init__(parent)
         self.card_model = CardModel(loader, self)
         self.card_delegate = CardDelegate(loader, thumb, self)

@@ -1,4 +1,4 @@
-"""Graphics pieces of the style map (app/stylemap_view.py): the scatter that stays fast at 50,000
+"""Graphics pieces of the style map (app/views/stylemap.py): the scatter that stays fast at 50,000
 points, the view box with Shift+drag area selection, thumbnails drawn at the points, the hover card."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsItem, QGraphicsRectItem, QHBoxLay
 
 import pyqtgraph as pg  # after PySide6
 
-from ..widgets.colors import NO_TOPIC
+from .colors import NO_TOPIC
 
 SELECTED = QColor(61, 125, 216)
 
