@@ -61,7 +61,7 @@ def test_the_part_names_and_topic_inputs_are_the_cores():
     from artstyle_gui.app.widgets import colors, thumbstrip
     from artstyle_gui.core.analysis import parts, topics
 
-    assert tuple(colors.PART_COLOURS) == parts.PARTS
+    assert list(colors.PART_COLOURS) == list(parts.PARTS)  # a colour for every part
     assert settings.PART_LABELS is parts.PART_LABELS and thumbstrip.PART_NAMES is parts.PART_NAMES
     assert settings.TOPIC_INPUTS is topic_browser.TOPIC_INPUTS is topics.TOPIC_INPUTS
 
