@@ -30,7 +30,9 @@ def _parse_blend(text: str) -> dict[str, float]:
         key, _, val = item.partition("=")
         key = key.strip().lower().replace("color", "colour")
         if key not in PARTS or not val:
-            raise argparse.ArgumentTypeError(f"blend must look like deep=1,texture=0.5,colour=0.25 (got {item!r})")
+            example = ",".join(f"{p}={w:g}" for p, w in zip(PARTS, (1, 0.5, 0.25, 0.1)))
+            raise argparse.ArgumentTypeError(f"blend must look like {example} (parts: {', '.join(PARTS)}; "
+                                             f"got {item!r})")
         out[key] = float(val)
     return out
 
@@ -405,10 +407,11 @@ def cmd_similar(args) -> int:
         if an.space == "adapted":  # style adapter (core/learn/adapt.py)
             title += " (adapted space)"
         print(title)
-        print(f"{'#':>3}  {'score':>6}  {'deep':>5} {'tex':>5} {'col':>5}  path")
+        widths = {p: max(5, len(p)) for p in PARTS}
+        print(f"{'#':>3}  {'score':>6}  " + " ".join(f"{p:>{widths[p]}}" for p in PARTS) + "  path")
         for i, n in enumerate(res, 1):
-            s = n.shares
-            print(f"{i:>3}  {n.score:6.3f}  {s['deep']:5.0%} {s['texture']:5.0%} {s['colour']:5.0%}  {n.relpath}")
+            shares = " ".join(f"{n.shares.get(p, 0.0):{widths[p]}.0%}" for p in PARTS)
+            print(f"{i:>3}  {n.score:6.3f}  {shares}  {n.relpath}")
     return EXIT_OK
 
 

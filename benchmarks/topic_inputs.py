@@ -49,7 +49,7 @@ def main() -> None:
     test, train = perm[: len(perm) // 5], perm[len(perm) // 5 :]
     inputs = {
         "bovw": lambda: run(bovw_counts(raw["local"], raw["colour"])).counts,
-        "pca": lambda: pca_counts(model.deep(l2n(raw["deep"]))).counts,
+        "pca": lambda: pca_counts(model.fitted["deep"].projection(l2n(raw["deep"]))).counts,
     }
     rows = []
     for name, make in inputs.items():

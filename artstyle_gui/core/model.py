@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .analysis.neighbors import NeighbourIndex
-from .analysis.parts import PARTS, PartModel, blend
+from .analysis.parts import BUILTIN_PARTS, PART_REGISTRY, PARTS, PartModel, blend
 from .analysis.topics import TOPIC_INPUTS, TopicModel
 from .errors import ArtStyleError, IndexCorrupt
 from .ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY, file_sha256
@@ -24,6 +24,14 @@ DEFAULT_BLEND = {"deep": 1.0, "texture": 0.25, "colour": 0.1}
 #: the defaults of the ImageNet backbone, the default before the art style model shipped (docs/quality.md)
 IMAGENET_DEFAULTS = {"topic_input": "bovw", "blend": {"deep": 1.0, "texture": 0.5, "colour": 0.25}}
 ANALYSIS_VERSION = 3
+
+
+def parts_config() -> dict[str, Any]:
+    """The registered descriptor parts, when they are not the built-in three (a saved analysis made
+    with other parts is then another analysis, not a damaged one)."""
+    if tuple(PARTS) == BUILTIN_PARTS:
+        return {}
+    return {"parts": [[p.name, p.components] for p in PART_REGISTRY.values()]}
 
 
 @dataclass
@@ -61,7 +69,7 @@ class Settings:
         if self.space not in ("base", "adapted"):  # style adapter (core/learn/adapt.py)
             raise ArtStyleError("space must be 'base' or 'adapted'.")
         if not any(self.blend.get(p, 0) > 0 for p in PARTS):
-            raise ArtStyleError("At least one of the blend weights (deep, texture, colour) must be positive.")
+            raise ArtStyleError(f"At least one of the blend weights ({', '.join(PARTS)}) must be positive.")
 
     def featureset_key(self) -> str:
         w = ""
@@ -77,7 +85,7 @@ class Settings:
         return {"deep_components": self.deep_components, "gram_components": self.gram_components,
                 "colour_components": self.colour_components, "topic_input": self.topic_input, "k": self.k,
                 "k_range": list(self.k_range), "vocab_size": self.vocab_size, "seed": self.seed,
-                "version": ANALYSIS_VERSION}
+                "version": ANALYSIS_VERSION, **parts_config()}
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -221,7 +229,7 @@ class Analysis:
     def with_blend(self, weights: dict[str, float], metric: str, settings: Settings) -> "Analysis":
         """The same analysis ranked with other blend weights / metric (a new neighbour index, no
         extraction); an adapted analysis keeps its base as it is (re-ranked when shown again)."""
-        w = {p: float(weights.get(p, 0.0)) for p in PARTS}
+        w = {p: float(weights.get(p, 0.0)) for p in self.parts}
         index = NeighbourIndex.build(blend(self.parts, w), metric, seed=settings.seed)
         return replace(self, weights=w, metric=metric, index=index, settings=replace(settings))
 

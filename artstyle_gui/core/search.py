@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis.parts import PARTS, blend, part_contributions
+from .analysis.parts import blend, part_contributions
 from .errors import ArtStyleError
 from .model import Analysis, Neighbour
 
@@ -61,10 +61,10 @@ def neighbour_at(an: Analysis, r: int, score: float, c: np.ndarray) -> Neighbour
     pos = np.maximum(c, 0)
     tot = float(pos.sum())
     if tot <= 0:  # nothing similar at all: fall back to the blend's own proportions
-        pos = np.array([max(0.0, an.weights.get(p, 0.0)) for p in PARTS])
+        pos = np.array([max(0.0, an.weights.get(p, 0.0)) for p in an.parts])
         tot = float(pos.sum())
-    shares = {p: float(pos[i]) / tot for i, p in enumerate(PARTS)}
-    return Neighbour(r, an.relpaths[r], score, {p: float(c[i]) for i, p in enumerate(PARTS)}, shares)
+    shares = {p: float(pos[i]) / tot for i, p in enumerate(an.parts)}
+    return Neighbour(r, an.relpaths[r], score, {p: float(c[i]) for i, p in enumerate(an.parts)}, shares)
 
 
 def nearest(an: Analysis, qvec: np.ndarray, k: int, exclude: int | None = None,
@@ -82,7 +82,7 @@ def similar(an: Analysis, row: int, k: int = 10) -> list[Neighbour]:
     """The ``k`` nearest paintings to painting ``row``."""
     if not 0 <= row < an.n:
         raise ArtStyleError(f"No painting number {row}.")
-    q = blend({p: an.parts[p][row : row + 1] for p in PARTS}, an.weights)[0]
+    q = blend({p: v[row : row + 1] for p, v in an.parts.items()}, an.weights)[0]
     return nearest(an, q, k, exclude=row)
 
 

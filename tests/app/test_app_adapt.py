@@ -1,6 +1,6 @@
 """The style adapter in the app: Learn Style from Labels (job, progress, cancel, result), the
 learned-space toggle, Compare ("same hand?") and the no-labels explanation (app/adapt_view.py,
-app/compare_view.py, the controller's style-adapter section)."""
+app/compare_view.py, StyleJobs in app/dialogs/adapt.py)."""
 
 from __future__ import annotations
 

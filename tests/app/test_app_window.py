@@ -366,3 +366,23 @@ def test_a_registered_backbone_is_offered_in_settings(window):
         dlg.deleteLater()
     finally:
         REGISTRY.pop(TOY.name, None)
+
+
+def test_a_registered_part_gets_a_blend_slider_and_a_colour(window):
+    """Adding a descriptor part is one file and one registration line (tests/toy_part.py): the settings
+    dialog gives it a blend slider (at weight 0, a new part's), the strips a colour."""
+    from artstyle_gui.app.dialogs.settings import SettingsDialog
+    from artstyle_gui.app.widgets.colors import PART_COLOURS
+    from artstyle_gui.core.analysis.parts import PART_REGISTRY, register_part
+    from toy_part import TOY_PART
+
+    register_part(TOY_PART)
+    try:
+        dlg = SettingsDialog(window.controller.settings, 192, window)
+        assert TOY_PART.name in dlg.blend and dlg.blend[TOY_PART.name].value() == 0.0
+        dlg.blend[TOY_PART.name].setValue(0.5)
+        assert dlg.values()[0].blend[TOY_PART.name] == 0.5
+        assert PART_COLOURS[TOY_PART.name].name() == TOY_PART.colour
+        dlg.deleteLater()
+    finally:
+        PART_REGISTRY.pop(TOY_PART.name, None)

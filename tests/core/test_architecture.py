@@ -168,3 +168,47 @@ def test_a_toy_backbone_is_one_file_and_one_line(toy_backbone, tmp_path, capsys)
         col.settings = saved
         an = col.require_analysis()
         assert an.n > 0 and len(col.similar(0, 3)) == 3
+
+
+@pytest.fixture
+def toy_part():
+    from artstyle_gui.core.analysis.parts import PART_REGISTRY, register_part
+    from toy_part import TOY_PART
+
+    register_part(TOY_PART)  # the one registration line
+    yield TOY_PART
+    PART_REGISTRY.pop(TOY_PART.name, None)
+
+
+def test_a_toy_descriptor_part_is_one_file_and_one_line(toy_part, indexed, tmp_path, capsys):
+    """Registered, the part is fitted with the others, saved and loaded with the analysis, blended, explained
+    in "why similar", and the CLI's --blend takes it; at weight 0 (a new part's) it changes no ranking."""
+    from artstyle_gui.cli import main
+    from artstyle_gui.core.analysis.parts import PARTS
+    from artstyle_gui.core.index.collection import Collection
+    from artstyle_gui.core.model import Settings
+    from artstyle_gui.core.progress import run
+
+    col0 = indexed[0]
+    before = [n.relpath for n in col0.similar(0, 5)]
+    assert "toy" in PARTS and list(PARTS)[-1] == "toy"
+    idx = tmp_path / "idx"
+    with Collection(col0.root, settings=Settings(k=4), index_dir=idx, labels_csv=col0.labels_csv) as col:
+        rep, an = run(col.index())
+        assert an.parts["toy"].shape == (an.n, 8)
+        np.testing.assert_allclose(np.linalg.norm(an.parts["toy"], axis=1), 1.0, atol=1e-4)
+        assert [n.relpath for n in col.similar(0, 5)] == before  # weight 0: the same ranking
+        an2 = col.set_blend({"deep": 1.0, "texture": 0.0, "colour": 0.0, "toy": 1.0})
+        nb = col.similar(0, 5)
+        assert all(abs(sum(n.shares.values()) - 1) < 1e-5 and n.shares["toy"] > 0 for n in nb)
+        assert an2.weights["toy"] == 1.0
+    with Collection(col0.root, settings=Settings(k=4, blend={"deep": 1.0, "texture": 0.0, "colour": 0.0,
+                                                             "toy": 1.0}),
+                    index_dir=idx, labels_csv=col0.labels_csv) as col:
+        loaded = col.load_analysis()  # saved with the part, loaded back without refitting
+        assert loaded is not None and np.array_equal(loaded.parts["toy"], an.parts["toy"])
+    capsys.readouterr()
+    assert main(["similar", str(col0.root), "--index-dir", str(idx), "--labels", str(col0.labels_csv), "--k", "4",
+                 col0.records()[0].relpath, "--blend", "deep=1,texture=0,colour=0,toy=1"]) == 0
+    out = capsys.readouterr().out
+    assert "toy" in out.splitlines()[1]  # the "why similar" table has a column for it

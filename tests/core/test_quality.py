@@ -11,7 +11,7 @@ import pytest
 
 from artstyle_gui.cli import main
 from artstyle_gui.core.learn.adapt import ADAPTER_JSON, ADAPTER_NPZ, AdapterConfig, StyleAdapter, precision_at, train_adapter
-from artstyle_gui.core.analysis.parts import PARTS, Projection, PartModel, blend
+from artstyle_gui.core.analysis.parts import PARTS, ColourPart, DeepPart, PartModel, Projection, TexturePart, blend
 from artstyle_gui.core.index.collection import Collection
 from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError
@@ -49,7 +49,7 @@ def _hidden_signal(n_per: int = 60, classes: int = 4, seed: int = 0):
         x = rng.normal(0, 1, (len(y), d)) + centres[y]
         parts[p] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     eye = lambda d: Projection(np.zeros(d, np.float32), np.eye(d, dtype=np.float32))  # noqa: E731
-    model = PartModel(deep=eye(32), grams=[eye(24)], colour=eye(16))
+    model = PartModel({"deep": DeepPart(eye(32)), "texture": TexturePart([eye(24)]), "colour": ColourPart(eye(16))})
     return parts, model, [f"c{v}" for v in y]
 
 

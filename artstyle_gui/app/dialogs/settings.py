@@ -141,8 +141,9 @@ class SettingsDialog(QDialog):
 
     def _on_reset_blend_clicked(self) -> None:
         """The default blend of the chosen backbone (the art model's differs from ImageNet's)."""
-        for p, v in default_settings_for(self._chosen_backbone()).blend.items():
-            self.blend[p].setValue(v)
+        default = default_settings_for(self._chosen_backbone()).blend
+        for p, sb in self.blend.items():
+            sb.setValue(default.get(p, 0.0))
 
     def _on_backbone_chosen(self, index: int) -> None:
         data = str(self.backbone.itemData(index))
@@ -152,8 +153,8 @@ class SettingsDialog(QDialog):
         if self.topic_input.currentData() == prev.topic_input:
             self.topic_input.setCurrentIndex(max(0, self.topic_input.findData(new.topic_input)))
         if all(abs(self.blend[p].value() - prev.blend.get(p, 0.0)) < 1e-6 for p in self.blend):
-            for p, v in new.blend.items():
-                self.blend[p].setValue(v)
+            for p, sb in self.blend.items():
+                sb.setValue(new.blend.get(p, 0.0))
         if data.startswith(TUNED_PREFIX):
             self.weights.setText(data[len(TUNED_PREFIX):])
         elif self.weights.text().strip() in self._tuned:  # back to a built-in: its default weights

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 
 import pyqtgraph as pg  # after PySide6
 
-from ...core.explore.stylemap import resolve_method, saved_style_map, style_map
-from ...core.explore.summaries import csv_bytes, group_columns, group_values, label_columns
+from ...core.explore.stylemap import resolve_method, saved_style_map, style_map, write_map_csv
+from ...core.explore.summaries import group_columns, group_values
 from .. import prefs
 from ..jobs import Job
 from ..widgets.captions import caption_of
@@ -387,29 +387,12 @@ class StyleMapView(QWidget):
         dominant topic (1-based) and its name, then the label columns. Cells are escaped against
         spreadsheet formulas; the file is written atomically, never inside the collection."""
         from ...core.errors import ArtStyleError
-        from ...core.ingest.store import atomic_write_bytes
 
         an, c = self.an, self.controller
-        if an is None or self.xy is None:
+        if an is None or self.xy is None or c.collection is None:
             raise ArtStyleError("There is no map to export yet.")
-        path = Path(path).expanduser()
-        if c.collection is not None:
-            root = c.collection.root.resolve()
-            if root in path.resolve().parents:
-                raise ArtStyleError(f"{path} is inside the collection {root}: artstyle never writes into a "
-                                    "collection. Choose a file outside it.")
-        rows = [int(r) for r in (self.selected_rows if len(self.selected_rows) else np.arange(an.n))]
-        labels = [{k: v for k, v in an.labels[r].items() if v} for r in rows]
-        cols = label_columns(labels, skip=("path", "source"))
-        dom = an.dominant_topics()
-        out = []
-        for r, lab in zip(rows, labels):
-            t = int(dom[r])
-            out.append([an.relpaths[r], f"{self.xy[r, 0]:.5f}", f"{self.xy[r, 1]:.5f}", t + 1 if t >= 0 else "",
-                        c.topic_names.get(t, "") if t >= 0 else "", *[lab.get(k, "") for k in cols]])
-        atomic_write_bytes(path, csv_bytes(["relpath", "x", "y", "dominant_topic", "dominant_topic_name", *cols],
-                                            out))
-        return path
+        rows = self.selected_rows if len(self.selected_rows) else None
+        return write_map_csv(path, c.collection.root, an, self.xy, c.topic_names, rows)
 
     def choose_export(self) -> None:
         if self.xy is None:

@@ -4,9 +4,12 @@ colours of the descriptor parts, and the small colour swatch icon of the lists."
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Mapping
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+
+from ...core.analysis.parts import PART_COLOURS as CORE_PART_COLOURS
 
 # Tableau-like categorical colours, ordered so that neighbouring topic numbers contrast.
 _BASE = [
@@ -17,7 +20,20 @@ _BASE = [
 NO_TOPIC = QColor("#9a9a9a")
 HEATMAP_COLORMAP = "viridis"
 #: the "why similar" colour of each descriptor part (core.analysis.parts.PARTS)
-PART_COLOURS = {"deep": QColor("#3f6fd8"), "texture": QColor("#e39b2d"), "colour": QColor("#cf4f8e")}
+class _PartColours(Mapping):
+    """{part: QColor} of the registered descriptor parts (core.analysis.parts: each part names its colour)."""
+
+    def __getitem__(self, part: str) -> QColor:
+        return QColor(CORE_PART_COLOURS[part])
+
+    def __iter__(self):
+        return iter(CORE_PART_COLOURS)
+
+    def __len__(self) -> int:
+        return len(CORE_PART_COLOURS)
+
+
+PART_COLOURS: Mapping[str, QColor] = _PartColours()
 
 
 def topic_color(t: int) -> QColor:

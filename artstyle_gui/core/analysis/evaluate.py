@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .parts import PARTS, blend, l2n
+from .parts import blend, l2n
 
 
 @dataclass
@@ -54,9 +54,9 @@ def nmi(a: list, b: list) -> float:
 
 def evaluate_parts(parts: dict[str, np.ndarray], weights: dict[str, float], labels: list[str],
                    k: int = 10) -> list[RetrievalScores]:
-    out = [retrieval_scores(parts[p], labels, k, f"{p} only") for p in PARTS]
+    out = [retrieval_scores(parts[p], labels, k, f"{p} only") for p in parts]
     out.append(retrieval_scores(blend(parts, weights), labels, k,
-                                "blend " + "/".join(f"{p}={weights.get(p, 0):g}" for p in PARTS)))
+                                "blend " + "/".join(f"{p}={weights.get(p, 0):g}" for p in parts)))
     return out
 
 

@@ -142,8 +142,8 @@ def topic_counts(kind: str, raw: dict[str, np.ndarray], model: "PartModel", *, v
     if kind == "bovw":
         return (yield from bovw_counts(raw["local"], raw["colour"], vocab_size=vocab_size, seed=seed))
     if kind == "style":  # the search embedding's deep part, the picture's shape regressed out
-        return (yield from style_counts(l2n(model.deep(l2n(raw["deep"]))), shape=raw.get("shape"), seed=seed))
-    return pca_counts(model.deep(l2n(raw["deep"])))
+        return (yield from style_counts(model.fitted["deep"](raw), shape=raw.get("shape"), seed=seed))
+    return pca_counts(model.fitted["deep"].projection(l2n(raw["deep"])))
 
 
 def _lda(k: int, n: int, seed: int):

@@ -33,9 +33,9 @@ import numpy as np
 from ..derived import DerivedFiles
 from ..errors import ArtStyleError
 from ..ingest.store import atomic_write_bytes, check_outside, load_npz, save_npz
-from .summaries import csv_bytes, label_columns
 from ..model import Analysis
 from ..progress import Progress, ProgressGen
+from .summaries import csv_bytes, label_columns
 
 METHODS = ("auto", "pca", "tsne")
 TSNE_SAMPLE = 10_000  # t-SNE is fitted on at most this many paintings; the rest are placed by neighbours

@@ -140,8 +140,7 @@ def provenance(an: Analysis, backbone_sha256: str | None = None) -> dict:
         "app": "artstyle_gui", "app_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "backbone": st.backbone, "weights_file": st.weights_file, "weights_sha256": backbone_sha256,
         "featureset": an.featureset, "blend_weights": an.weights, "metric": an.metric,
-        "pca_components": {"deep": int(an.parts["deep"].shape[1]), "texture": int(an.parts["texture"].shape[1]),
-                           "colour": int(an.parts["colour"].shape[1])},
+        "pca_components": {p: int(v.shape[1]) for p, v in an.parts.items()},
         "topic_input": an.topics.input_kind if an.topics else None, "k": an.topics.k if an.topics else None,
         "k_mode": "fixed" if st.k else "auto (held-out perplexity elbow over %d-%d)" % tuple(st.k_range),
         "perplexity_curve": ({"k": an.topics.curve_k, "perplexity": an.topics.curve_perplexity}

@@ -405,7 +405,7 @@ class Collection:
                         tmp.unlink()
                     except OSError:
                         pass
-        arrays: dict[str, np.ndarray] = {f"part_{p}": an.parts[p] for p in PARTS}
+        arrays: dict[str, np.ndarray] = {f"part_{p}": v for p, v in an.parts.items()}
         arrays.update(an.part_model.to_arrays())
         arrays["file_ids"] = an.file_ids
         arrays["fingerprint"] = np.array(an.fingerprint)
@@ -478,7 +478,7 @@ class Collection:
         verified = hnsw.is_file() and isinstance(meta.get("neighbours_sha256"), str) and \
             meta["neighbours_sha256"] == file_sha256(hnsw)
         if verified and meta.get("weights") == weights and meta.get("metric") == st.metric:
-            dim = sum(parts[p].shape[1] for p in PARTS)
+            dim = sum(v.shape[1] for v in parts.values())
             index = NeighbourIndex.load(hnsw, dim, st.metric, n)
         else:
             index = NeighbourIndex.build(blend(parts, weights), st.metric, seed=st.seed)
@@ -547,12 +547,8 @@ class Collection:
             prep = prepare(data, bins=st.colour_bins, trim_borders=st.trim_borders, max_megapixels=st.max_megapixels)
         except DecodeError as e:
             raise ArtStyleError(f"Cannot read {path}: {e.reason}") from e
-        out = self.backbone().forward(prep.crop[None])
-        raw = {"deep": out["deep"], "colour": prep.colour[None]}
-        for i, g in enumerate(out["grams"]):
-            raw[f"gram{i}"] = g
+        raw = self.layout.raw_of(self.backbone().forward(prep.crop[None]), prep.colour, prep.aspect)
         if an.space == "adapted" and an.adapter is not None:  # style adapter (learn/adapt.py)
-            raw["local"] = out["local"]
             return an.adapter.transform_raw(raw)
         return an.part_model.transform(raw)
 

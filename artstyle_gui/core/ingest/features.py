@@ -106,6 +106,18 @@ class FeatureLayout:
         return (self.deep_dim + sum(self.gram_dims) + self.colour_dim + self.local_shape[0] * self.local_shape[1]
                 + self.shape_dim)
 
+    def raw_of(self, out: dict, colour: np.ndarray, aspect: float = 1.0) -> dict[str, np.ndarray]:
+        """The raw features of images just read (the network's ``out`` for a batch, their colour
+        histograms and aspect ratios), named as :meth:`unpack_many` names the stored ones."""
+        raw = {"deep": np.asarray(out["deep"], np.float32)}
+        for i, g in enumerate(out["grams"]):
+            raw[f"gram{i}"] = np.asarray(g, np.float32)
+        raw["colour"] = np.asarray(colour, np.float32).reshape(len(raw["deep"]), -1)
+        raw["local"] = out["local"]
+        if self.shape_dim:
+            raw["shape"] = np.log(np.maximum(np.atleast_1d(np.asarray(aspect, np.float32)), 1e-3))
+        return raw
+
     def pack(self, deep: np.ndarray, grams: list[np.ndarray], colour: np.ndarray, local: np.ndarray,
              aspect: float = 1.0) -> bytes:
         parts = [deep.ravel(), *[g.ravel() for g in grams], colour.ravel(), local.ravel()]

@@ -162,7 +162,8 @@ class StyleAdapter:
     def inputs_from_parts(self, parts: dict[str, np.ndarray], local) -> dict[str, np.ndarray]:
         """Head inputs from base parts fitted by *this adapter's* PCA (+ the raw local map (N, cells, C)
         or its :func:`local_stats`)."""
-        out = {p: np.asarray(parts[p], np.float32) for p in PARTS}
+        trained = [p for p in parts if f"h_{p}_w1" in self.arrays]  # the parts it has heads for (all, in training)
+        out = {p: np.asarray(parts[p], np.float32) for p in (trained or parts)}
         if self.use_local:
             if local is None:
                 raise ArtStyleError("This adapter needs the stored local features.")
@@ -178,7 +179,7 @@ class StyleAdapter:
     def apply(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Head inputs -> adapted parts (each L2-normalised)."""
         out = {}
-        for p in PARTS:
+        for p in inputs:
             x = inputs[p].astype(np.float32)
             if self.kind == "mlp":
                 x = _gelu(x @ self.arrays[f"h_{p}_w1"].T + self.arrays[f"h_{p}_b1"])
@@ -389,15 +390,15 @@ def train_adapter(parts: dict[str, np.ndarray], local: np.ndarray | None, part_m
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    X = {p: torch.from_numpy(np.ascontiguousarray(inputs[p], np.float32)) for p in PARTS}
+    X = {p: torch.from_numpy(np.ascontiguousarray(inputs[p], np.float32)) for p in parts}
     # every head learns, also those of parts the blend switches off now (floor: 10% of the largest
     # weight), so raising a weight later gives a trained part, not a random projection
-    top = max(max(0.0, float(weights.get(p, 0.0))) for p in PARTS)
-    w_train = {p: max(float(weights.get(p, 0.0)), 0.1 * top) for p in PARTS}
+    top = max(max(0.0, float(weights.get(p, 0.0))) for p in parts)
+    w_train = {p: max(float(weights.get(p, 0.0)), 0.1 * top) for p in parts}
     total = sum(w_train.values())
-    scale = {p: float(np.sqrt(w_train[p] / total)) for p in PARTS}
-    live = list(PARTS)
-    heads = _make_heads({p: X[p].shape[1] for p in PARTS}, cfg)
+    scale = {p: float(np.sqrt(w_train[p] / total)) for p in parts}
+    live = list(parts)
+    heads = _make_heads({p: X[p].shape[1] for p in parts}, cfg)
     opt = _AdamW(list(heads.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     yt = torch.from_numpy(y_all)
 
@@ -534,7 +535,7 @@ def _write_locked(files: DerivedFiles, fn) -> None:
 
 
 def _save_cache(d: Path, fingerprint: str, adapter_id: str, parts: dict[str, np.ndarray]) -> None:
-    save_npz(d / ADAPTED_CACHE, **{f"part_{p}": parts[p] for p in PARTS})
+    save_npz(d / ADAPTED_CACHE, **{f"part_{p}": v for p, v in parts.items()})
     save_json(d / "adapted.json", {"fingerprint": fingerprint, "adapter": adapter_id})
 
 
@@ -556,7 +557,7 @@ def adapted_parts(files: DerivedFiles, an: Analysis, adapter: StyleAdapter) -> d
         if not adapter.use_local:
             raw.pop("local", None)
         chunks.append(adapter.transform_raw(raw))
-    parts = {p: np.concatenate([c[p] for c in chunks]) for p in PARTS}
+    parts = {p: np.concatenate([c[p] for c in chunks]) for p in chunks[0]} if chunks else {}
     # another process holds the index: the cache is only a cache
     files.write_if_unlocked(lambda: _save_cache(d, an.fingerprint, adapter.id, parts))
     return parts

@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..analysis.parts import PARTS
 from ..errors import ArtStyleError
 from ..ingest.store import load_json, load_npz, save_json, save_npz
 
@@ -36,10 +35,11 @@ VERIFIER_VERSION = 1
 VERIFIER_NPZ, VERIFIER_JSON = "verifier.npz", "verifier.json"
 
 
-def pair_features(parts: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, list[slice]]:
-    """(len(i), F) pair features and the column slice of each part."""
+def pair_features(parts: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
+                  names=None) -> tuple[np.ndarray, list[slice]]:
+    """(len(i), F) pair features and the column slice of each part (``names``, default all given)."""
     cols, slices, o = [], [], 0
-    for p in PARTS:
+    for p in (parts if names is None else names):
         a, b = parts[p][i].astype(np.float32), parts[p][j].astype(np.float32)
         f = np.concatenate([np.abs(a - b), a * b], axis=1)
         cols.append(f)
@@ -147,13 +147,13 @@ class PairVerifier:
         return str(self.meta.get("space", "base"))
 
     def _check(self, parts: dict[str, np.ndarray]) -> None:
-        for p in PARTS:
-            if parts[p].shape[1] != self.dims[p]:
+        for p in self.dims:
+            if p not in parts or parts[p].shape[1] != self.dims[p]:
                 raise ArtStyleError("The verifier was trained on other features; run `artstyle adapt` again.")
 
     def logits(self, parts: dict[str, np.ndarray], i, j) -> np.ndarray:
         self._check(parts)
-        f, _ = pair_features(parts, np.atleast_1d(i), np.atleast_1d(j))
+        f, _ = pair_features(parts, np.atleast_1d(i), np.atleast_1d(j), self.dims)
         return f @ self.coef + self.intercept
 
     def probability(self, parts: dict[str, np.ndarray], i, j) -> np.ndarray | float:
@@ -163,12 +163,12 @@ class PairVerifier:
 
     def explain(self, parts: dict[str, np.ndarray], i: int, j: int) -> Comparison:
         self._check(parts)
-        f, slices = pair_features(parts, np.array([i]), np.array([j]))
+        f, slices = pair_features(parts, np.array([i]), np.array([j]), self.dims)
         base = float(self.intercept + self.feat_mean @ self.coef)
-        contrib = {p: float((f[0, s] - self.feat_mean[s]) @ self.coef[s]) for p, s in zip(PARTS, slices)}
+        contrib = {p: float((f[0, s] - self.feat_mean[s]) @ self.coef[s]) for p, s in zip(self.dims, slices)}
         logit = base + sum(contrib.values())
         prob = float(1.0 / (1.0 + np.exp(-logit)))
-        cos = {p: float(parts[p][i] @ parts[p][j]) for p in PARTS}
+        cos = {p: float(parts[p][i] @ parts[p][j]) for p in self.dims}
         return Comparison(prob, prob >= self.threshold, self.threshold, base, contrib, cos, self.space)
 
     # -- persistence ---------------------------------------------------------
@@ -228,7 +228,7 @@ def train_verifier(parts: dict[str, np.ndarray], labels: list[str], *, space: st
     if len(rows) < 60 or len(thr_counts) < 2 or thr_counts.max() < 2:  # too few: fit and choose on all
         fit_rows = thr_rows = rows
     coef, b, mean = fit_pairs(parts, lab, fit_rows, n_pairs=n_pairs, seed=seed)
-    ver = PairVerifier(coef, b, mean, {p: int(parts[p].shape[1]) for p in PARTS})
+    ver = PairVerifier(coef, b, mean, {p: int(v.shape[1]) for p, v in parts.items()})
     ti, tj, ty = sample_pairs(lab, thr_rows, min(n_pairs, 20_000), np.random.default_rng(seed + 1))
     pv = ver.probability(parts, ti, tj)
     thr, f1 = best_f1_threshold(ty, pv)
@@ -289,7 +289,7 @@ def evaluate_unseen_labels(labels: list[str], groups: list[np.ndarray],
         i, j = np.concatenate([pi, ni]), np.concatenate([pj, nj])
         y = np.concatenate([np.ones(len(pi)), np.zeros(len(ni))]).astype(np.int64)
         p = ver.probability(parts, i, j)
-        cos = np.einsum("nd,nd->n", *(blend(parts, weights or {q: 1.0 for q in PARTS})[k] for k in (i, j)))
+        cos = np.einsum("nd,nd->n", *(blend(parts, weights or {q: 1.0 for q in parts})[k] for k in (i, j)))
         res.append({"held_out": [str(x) for x in held], "auc": float(roc_auc_score(y, p)),
                     "f1": float(f1_score(y, p >= ver.threshold)), "threshold": ver.threshold,
                     "cosine_auc": float(roc_auc_score(y, cos)), "pairs": int(len(y))})
