@@ -24,6 +24,8 @@ DEFAULT_BLEND = {"deep": 1.0, "texture": 0.25, "colour": 0.1}
 #: the defaults of the ImageNet backbone, the default before the art style model shipped (docs/quality.md)
 IMAGENET_DEFAULTS = {"topic_input": "bovw", "blend": {"deep": 1.0, "texture": 0.5, "colour": 0.25}}
 ANALYSIS_VERSION = 3
+DEVICES = ("auto", "cpu", "cuda", "mps")
+RUNTIMES = ("auto", "onnx", "torch")
 
 
 def parts_config() -> dict[str, Any]:
@@ -56,6 +58,11 @@ class Settings:
     vocab_size: int = 256
     seed: int = 0
     space: str = "base"  # "base" | "adapted": neighbours/topics in the style adapter's space (core/learn/adapt.py)
+    #: where the network runs: "auto" (CUDA, then Apple MPS, else the CPU), "cpu", "cuda", "mps"
+    device: str = "auto"
+    #: the CPU runtime of the network: "auto" (ONNX Runtime when installed, else torch), "onnx", "torch";
+    #: both give the same features (cosine >= 0.9999 per part), so one feature set holds either
+    runtime: str = "auto"
 
     def validate(self) -> None:
         if self.backbone not in REGISTRY:
@@ -68,6 +75,10 @@ class Settings:
             raise ArtStyleError("K must be between 1 and 200.")
         if self.space not in ("base", "adapted"):  # style adapter (core/learn/adapt.py)
             raise ArtStyleError("space must be 'base' or 'adapted'.")
+        if self.device not in DEVICES:
+            raise ArtStyleError(f"device must be one of {', '.join(DEVICES)}.")
+        if self.runtime not in RUNTIMES:
+            raise ArtStyleError(f"runtime must be one of {', '.join(RUNTIMES)}.")
         if not any(self.blend.get(p, 0) > 0 for p in PARTS):
             raise ArtStyleError(f"At least one of the blend weights ({', '.join(PARTS)}) must be positive.")
 
