@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--retry-failed", action="store_true", help="try unreadable files again")
     p.add_argument("--no-analysis", action="store_true", help="only extract features")
+    p.add_argument("--refit", action="store_true",
+                   help="fit PCA and topics again on every painting (by default new paintings are placed into the "
+                        "existing fit until 10%% of the collection has changed)")
 
     p = sub.add_parser("similar", help="nearest neighbours of a painting in the collection or of any image")
     _common(p)
@@ -373,13 +376,22 @@ def cmd_index(args) -> int:
         if len(rep.failed) > 20:
             print(f"  ... and {len(rep.failed) - 20} more (artstyle problems {args.folder})", file=sys.stderr)
         if not args.no_analysis:
-            an = drive(col.analyse(), args.quiet)
+            an = drive(col.analyse(force=args.refit), args.quiet)
             if an is None:
                 print("No readable paintings: nothing to analyse.")
             else:
                 k = an.topics.k if an.topics else 0
                 print(f"{an.n:,} paintings indexed; {k} style topics; index at {col.index_dir}")
+                if an.added_since or an.removed_since:
+                    print(_fit_note(an, args))
     return EXIT_OK
+
+
+def _fit_note(an, args) -> str:
+    """"Topics fitted on N paintings, M added since" (and how to re-fit)."""
+    gone = f", {an.removed_since:,} removed" if an.removed_since else ""
+    return (f"Topics fitted on {an.fitted_on:,} paintings, {an.added_since:,} added{gone} since "
+            f"(placed into that fit; 'artstyle index {args.folder} --refit' fits them again).")
 
 
 def _steering(args) -> bool:
@@ -481,12 +493,15 @@ def cmd_topics(args) -> int:
             col.set_topic_name(t - 1, name or None)
         sums = topic_summaries(an, args.top, names=col.topic_names())
         if args.json:
-            print(json.dumps({"k": an.topics.k, "curve": {"k": an.topics.curve_k,
+            print(json.dumps({"k": an.topics.k, "fitted_on": an.fitted_on, "added_since": an.added_since,
+                              "removed_since": an.removed_since, "curve": {"k": an.topics.curve_k,
                               "perplexity": an.topics.curve_perplexity},
                               "topics": [s.__dict__ for s in sums]}, indent=1))
             return EXIT_OK
         mode = "fixed" if col.settings.k else "auto: held-out perplexity elbow"
         print(f"{an.topics.k} topics ({mode}; input {an.topics.input_kind}) over {an.n:,} paintings")
+        if an.added_since or an.removed_since:
+            print(_fit_note(an, args))
         if an.topics.curve_k:
             print("perplexity: " + ", ".join(f"K={k}:{p:.0f}" for k, p in zip(an.topics.curve_k,
                                                                             an.topics.curve_perplexity)))

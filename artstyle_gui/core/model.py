@@ -215,6 +215,11 @@ class Analysis:
     adapter: Any = None
     #: the base-space analysis an adapted one was made from (None in the base space)
     base: "Analysis | None" = field(default=None, repr=False)
+    # --- incremental analysis: paintings placed into the fitted PCA / topics / index since the fit
+    #: per row, its row in the fit (-1: placed since); None: fitted on exactly these rows
+    fit_rows: np.ndarray | None = field(default=None, repr=False)
+    fit_n: int = 0  # paintings the PCA and topics were fitted on (0: this analysis's n)
+    fit_fingerprint: str = ""  # the fingerprint of the fit ("": this analysis's)
 
     @property
     def n(self) -> int:
@@ -231,6 +236,26 @@ class Analysis:
     def blended(self) -> np.ndarray:
         """The blended (N, D) vectors the neighbour index holds (computed once, on first use)."""
         return blend(self.parts, self.weights)
+
+    @property
+    def fitted_on(self) -> int:
+        """Paintings the PCA and the topics were fitted on."""
+        return self.fit_n or self.n
+
+    @property
+    def added_since(self) -> int:
+        """Paintings placed into the fitted models since the fit (new or changed files)."""
+        return 0 if self.fit_rows is None else int((self.fit_rows < 0).sum())
+
+    @property
+    def removed_since(self) -> int:
+        """Paintings of the fit that are gone (deleted, or changed and placed again)."""
+        return 0 if self.fit_rows is None else self.fitted_on - int((self.fit_rows >= 0).sum())
+
+    @property
+    def topics_fingerprint(self) -> str:
+        """The fingerprint of the fit the topics come from (topic names are kept per fit)."""
+        return self.fit_fingerprint or self.fingerprint
 
     @property
     def base_space(self) -> "Analysis":

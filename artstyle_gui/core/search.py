@@ -225,7 +225,7 @@ def topic_names(an: Analysis | None, raw: str) -> dict[int, str]:
     for e in _entries(raw):
         if e["key"] != key:
             continue
-        if e.get("fingerprint") == an.fingerprint:
+        if e.get("fingerprint") == an.topics_fingerprint:
             for t, name in e["names"].items():
                 try:
                     ti = int(t)
@@ -260,7 +260,7 @@ def with_topic_name(an: Analysis, raw: str, topic: int, name: str | None) -> str
     else:
         names.pop(topic, None)
     key = _model_key(an)
-    entry = {"key": key, "fingerprint": an.fingerprint, "names": {str(t): n for t, n in sorted(names.items())},
+    entry = {"key": key, "fingerprint": an.topics_fingerprint, "names": {str(t): n for t, n in sorted(names.items())},
              "signatures": {str(t): _signature(an, t) for t in sorted(names)}}
     rest = [e for e in _entries(raw) if e["key"] != key]
     data = ([entry] if names else []) + rest[: _MAX_MODELS - 1]

@@ -190,7 +190,13 @@ class TopicBrowser(QWidget):
             self.plot.set_curve(list(tm.curve_k), list(tm.curve_perplexity), tm.k)
             how = (f"chosen at the elbow of the held-out perplexity curve (K = {tm.curve_k[0]}…{tm.curve_k[-1]})"
                    if tm.curve_k else "fixed in the settings")
-            self.k_note.setText(f"<b>K = {tm.k}</b> topics, {how}. Re-fitting does not extract features again.")
+            placed = ""
+            if an.added_since or an.removed_since:
+                gone = f", {an.removed_since:,} removed" if an.removed_since else ""
+                placed = (f"<br>Topics fitted on {an.fitted_on:,} paintings, <b>{an.added_since:,} added{gone} "
+                          "since</b> (placed into these topics). Re-fit topics to fit them on every painting.")
+            self.k_note.setText(f"<b>K = {tm.k}</b> topics, {how}. Re-fitting does not extract features again."
+                                + placed)
         else:
             self.k_note.setText("")
             self.plot.set_curve([], [], None)

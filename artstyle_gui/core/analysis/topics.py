@@ -66,7 +66,8 @@ def bovw_counts(local: np.ndarray, colour: np.ndarray, *, vocab_size: int = 256,
         counts = np.concatenate([counts, coarse_colour(colour) * cells * colour_weight], axis=1)
     yield Progress("vocab", 3, 3, "visual vocabulary ready")
     return TopicInput("bovw", counts, {"bovw_mean": proj.mean, "bovw_comp": proj.components,
-                                       "bovw_centers": km.cluster_centers_.astype(np.float32)})
+                                       "bovw_centers": km.cluster_centers_.astype(np.float32),
+                                       "bovw_colour_weight": np.array(colour_weight, np.float64)})
 
 
 def coarse_colour(hist: np.ndarray) -> np.ndarray:
@@ -86,23 +87,36 @@ def pca_counts(deep_scores: np.ndarray, scale: float = 10.0) -> TopicInput:
     """The research line's input: PCA scores min-max shifted/scaled to non-negative pseudo-counts."""
     lo, hi = deep_scores.min(0), deep_scores.max(0)
     x = (deep_scores - lo) / np.maximum(hi - lo, 1e-9) * scale
-    return TopicInput("pca", x.astype(np.float32), {"pca_lo": lo, "pca_hi": hi})
+    return TopicInput("pca", x.astype(np.float32), {"pca_lo": lo, "pca_hi": hi, "pca_scale": np.array(scale)})
+
+
+def _shape_fit(x: np.ndarray, log_aspect: np.ndarray | None) -> dict[str, np.ndarray] | None:
+    """Least squares of ``x`` on a cubic of the standardised log aspect ratio (None: nothing to remove)."""
+    if log_aspect is None or len(x) < 8:
+        return None
+    a = np.nan_to_num(np.asarray(log_aspect, np.float64).reshape(-1))
+    sd = float(a.std())
+    if sd < 1e-6:
+        return None
+    mu = float(a.mean())
+    a = (a - mu) / sd
+    design = np.column_stack([np.ones_like(a), a, a**2, a**3])
+    beta, *_ = np.linalg.lstsq(design, x.astype(np.float64), rcond=None)
+    return {"mu": np.array(mu), "sd": np.array(sd), "beta": beta[1:]}
+
+
+def _shape_remove(x: np.ndarray, log_aspect: np.ndarray | None, fit: dict[str, np.ndarray] | None) -> np.ndarray:
+    if fit is None or log_aspect is None:
+        return l2n(x.astype(np.float32))
+    a = (np.nan_to_num(np.asarray(log_aspect, np.float64).reshape(-1)) - float(fit["mu"])) / float(fit["sd"])
+    return l2n((x - np.column_stack([a, a**2, a**3]) @ fit["beta"]).astype(np.float32))
 
 
 def without_shape(x: np.ndarray, log_aspect: np.ndarray | None) -> np.ndarray:
     """``x`` with what a smooth (cubic) function of the picture's log aspect ratio explains removed
     (least squares over the collection), L2-normalised. A tall portrait and a wide landscape differ in
     content that an art model sees; this keeps that correlation from becoming a topic."""
-    if log_aspect is None or len(x) < 8:
-        return l2n(x.astype(np.float32))
-    a = np.nan_to_num(np.asarray(log_aspect, np.float64).reshape(-1))
-    sd = float(a.std())
-    if sd < 1e-6:
-        return l2n(x.astype(np.float32))
-    a = (a - a.mean()) / sd
-    design = np.column_stack([np.ones_like(a), a, a**2, a**3])
-    beta, *_ = np.linalg.lstsq(design, x.astype(np.float64), rcond=None)
-    return l2n((x - design[:, 1:] @ beta[1:]).astype(np.float32))
+    return _shape_remove(x, log_aspect, _shape_fit(x, log_aspect))
 
 
 def style_counts(deep: np.ndarray, *, shape: np.ndarray | None = None, words: int = 64, temperature: float = 0.15,
@@ -118,7 +132,8 @@ def style_counts(deep: np.ndarray, *, shape: np.ndarray | None = None, words: in
     n = len(deep)
     v = int(max(2, min(words, max(8, n // 8), n - 1)))  # small collections: ~8 paintings per prototype
     yield Progress("vocab", 0, 2, f"finding {v} style prototypes among {n:,} paintings")
-    x = without_shape(deep, shape)
+    shape_fit = _shape_fit(deep, shape)
+    x = _shape_remove(deep, shape, shape_fit)
     if n <= 20_000:
         km = KMeans(n_clusters=v, n_init=2, random_state=seed).fit(x)
     else:
@@ -132,7 +147,10 @@ def style_counts(deep: np.ndarray, *, shape: np.ndarray | None = None, words: in
         p = np.exp(z)
         counts[s : s + 8192] = p / p.sum(1, keepdims=True) * tokens
     yield Progress("vocab", 2, 2, "style codes ready")
-    return TopicInput("style", counts, {"style_centres": centres})
+    vocab = {"style_centres": centres, "style_params": np.array([temperature, tokens], np.float64)}
+    if shape_fit is not None:
+        vocab.update({f"style_shape_{k}": v for k, v in shape_fit.items()})
+    return TopicInput("style", counts, vocab)
 
 
 def topic_counts(kind: str, raw: dict[str, np.ndarray], model: "PartModel", *, vocab_size: int = 256,
@@ -144,6 +162,56 @@ def topic_counts(kind: str, raw: dict[str, np.ndarray], model: "PartModel", *, v
     if kind == "style":  # the search embedding's deep part, the picture's shape regressed out
         return (yield from style_counts(model.fitted["deep"](raw), shape=raw.get("shape"), seed=seed))
     return pca_counts(model.fitted["deep"].projection(l2n(raw["deep"])))
+
+
+def counts_for(kind: str, raw: dict[str, np.ndarray], model: "PartModel", vocab: dict[str, np.ndarray]) -> np.ndarray:
+    """The LDA input of new paintings (``raw``) with the vocabulary fitted on the collection (``vocab``, a
+    TopicModel's): the same counts the fit gave the paintings it saw. KeyError if ``vocab`` lacks it."""
+    if kind == "bovw":
+        local = np.asarray(raw["local"], np.float32)
+        n, cells, c = local.shape
+        proj = Projection(vocab["bovw_mean"], vocab["bovw_comp"])
+        centres = vocab["bovw_centers"].astype(np.float32)
+        z = proj(l2n(ssqrt(local.reshape(-1, c))))
+        d = (z * z).sum(1, keepdims=True) - 2 * z @ centres.T + (centres * centres).sum(1)[None, :]
+        words = d.argmin(1).reshape(n, cells)
+        counts = np.stack([np.bincount(row, minlength=len(centres)) for row in words]).astype(np.float32)
+        w = float(vocab["bovw_colour_weight"])
+        if w > 0:
+            counts = np.concatenate([counts, coarse_colour(raw["colour"]) * cells * w], axis=1)
+        return counts
+    if kind == "style":
+        fit = ({k: vocab[f"style_shape_{k}"] for k in ("mu", "sd", "beta")} if "style_shape_beta" in vocab else None)
+        x = _shape_remove(model.fitted["deep"](raw), raw.get("shape"), fit)
+        temperature, tokens = (float(v) for v in vocab["style_params"])
+        z = x @ vocab["style_centres"].T / temperature
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        return (p / p.sum(1, keepdims=True) * tokens).astype(np.float32)
+    scores = model.fitted["deep"].projection(l2n(raw["deep"]))
+    lo, hi = vocab["pca_lo"], vocab["pca_hi"]
+    return ((scores - lo) / np.maximum(hi - lo, 1e-9) * float(vocab["pca_scale"])).astype(np.float32)
+
+
+def lda_transform(components: np.ndarray, counts: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Topic mixtures (rows summing to 1) of ``counts`` under the fitted topic-word ``components``: the
+    E-step scikit-learn's LatentDirichletAllocation.transform runs, from the saved model."""
+    from scipy.special import psi
+    from sklearn.decomposition import LatentDirichletAllocation
+
+    comps = np.asarray(components, np.float64)
+    k = comps.shape[0]
+    lda = LatentDirichletAllocation(n_components=k, random_state=seed)
+    lda.components_ = comps
+    lda.exp_dirichlet_component_ = np.exp(psi(comps) - psi(comps.sum(1))[:, None])
+    lda.doc_topic_prior_ = 1.0 / k
+    lda.topic_word_prior_ = 1.0 / k
+    lda.n_features_in_ = comps.shape[1]
+    lda.n_batch_iter_ = 1
+    lda.n_iter_ = 1
+    lda.bound_ = 0.0
+    mix = lda.transform(np.asarray(counts, np.float64)).astype(np.float32)
+    return mix / np.maximum(mix.sum(1, keepdims=True), 1e-12)
 
 
 def _lda(k: int, n: int, seed: int):
@@ -181,6 +249,8 @@ class TopicModel:
     curve_k: list[int]
     curve_perplexity: list[float]
     input_kind: str
+    #: the topic input's vocabulary (counts_for): places new paintings without a re-fit ({}: not saved)
+    vocab: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 #: Where :func:`fit_topics` fits its models: 0 = in the calling thread (the CLI, tests); N > 0 = in

@@ -250,26 +250,66 @@ def _memory(files: DerivedFiles) -> dict[str, np.ndarray]:
 
 
 def saved_style_map(an: Analysis, files: DerivedFiles, method: str = "auto") -> np.ndarray | None:
-    """The saved layout of ``an``'s embedding, or None (nothing is computed)."""
+    """The saved layout of ``an``'s embedding, or None (nothing is computed). Paintings placed into
+    the analysis since its fit (incremental analysis) are placed into the fit's saved layout: at the mean
+    position of their 5 nearest fitted paintings (cosine in the search embedding); that layout is then
+    saved as this analysis's."""
     method = resolve_method(method, an.n)
-    key = json.dumps(_map_key(an, method, files.settings.seed), sort_keys=True)
+    seed = files.settings.seed
+    key = json.dumps(_map_key(an, method, seed), sort_keys=True)
     mem = _memory(files).get(key)
     if mem is not None:
         return mem
+    saved = _load_map(files, method)
+    xy = None
+    if saved is not None and str(saved.get("key", "")) == key:
+        xy = _valid(saved.get("xy"), an.n)
+    if xy is None and an.fit_rows is not None:
+        fit_key = json.dumps({**_map_key(an, method, seed), "fingerprint": an.fit_fingerprint, "n": an.fitted_on},
+                             sort_keys=True)
+        fit_xy = _memory(files).get(fit_key)
+        if fit_xy is None and saved is not None:
+            for k, v in (("key", "xy"), ("base_key", "base_xy")):
+                if str(saved.get(k, "")) == fit_key:
+                    fit_xy = _valid(saved.get(v), an.fitted_on)
+        if fit_xy is not None:
+            xy = _placed_layout(an, fit_xy)
+            path = _map_path(files, method)
+            files.write_if_unlocked(lambda: save_npz(path, xy=xy, key=np.array(key), base_xy=fit_xy,
+                                                     base_key=np.array(fit_key)))
+    if xy is not None:
+        _memory(files)[key] = xy
+    return xy
+
+
+def _load_map(files: DerivedFiles, method: str) -> dict[str, np.ndarray] | None:
     path = _map_path(files, method)
     if not path.is_file():
         return None
     try:
-        a = load_npz(path)
+        return load_npz(path)
     except ArtStyleError:
         return None  # a damaged cache is recomputed
-    xy = a.get("xy")
-    if str(a.get("key", "")) != key or xy is None or xy.shape != (an.n, 2) or \
-            not np.issubdtype(xy.dtype, np.floating) or not np.isfinite(xy).all():
+
+
+def _valid(xy: np.ndarray | None, n: int) -> np.ndarray | None:
+    if xy is None or xy.shape != (n, 2) or not np.issubdtype(xy.dtype, np.floating) or not np.isfinite(xy).all():
         return None
-    xy = xy.astype(np.float32)
-    _memory(files)[key] = xy
-    return xy
+    return xy.astype(np.float32)
+
+
+def _placed_layout(an: Analysis, fit_xy: np.ndarray) -> np.ndarray:
+    """The fit's layout for the fitted paintings still there; each placed one at the mean of its 5 nearest."""
+    kept = an.fit_rows >= 0
+    xy = np.zeros((an.n, 2), np.float32)
+    xy[kept] = fit_xy[an.fit_rows[kept]]
+    if (~kept).any() and kept.any():
+        x = _unit(an.blended)
+        for s in range(0, int((~kept).sum()), 1024):
+            rows = np.flatnonzero(~kept)[s : s + 1024]
+            idx, _ = _nearest(x[rows], x[kept], 5)
+            xy[rows] = xy[kept][idx].mean(1)
+    return np.clip(xy, -1.0, 1.0)
 
 
 def style_map(an: Analysis, files: DerivedFiles, method: str = "auto") -> ProgressGen[np.ndarray]:

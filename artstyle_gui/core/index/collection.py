@@ -26,7 +26,7 @@ import numpy as np
 from .. import search
 from ..analysis.neighbors import NeighbourIndex
 from ..analysis.parts import PARTS, PartModel, blend, fit_parts
-from ..analysis.topics import TopicModel, fit_topics, topic_counts
+from ..analysis.topics import TopicModel, counts_for, fit_topics, lda_transform, topic_counts
 from ..derived import DerivedFiles
 from ..errors import ArtStyleError, DecodeError, IndexCorrupt
 from ..explore import duplicates, stylemap, summaries
@@ -53,6 +53,14 @@ from ..ingest.store import (
 from ..learn import adapt, verify
 from ..model import Analysis, Neighbour, Settings, UpdateReport
 from ..progress import Progress, ProgressGen, run
+
+
+#: an incremental analysis places new paintings into the fit until more than this share of the paintings it
+#: was fitted on have been added or removed since; then (or when asked: Re-fit, ``artstyle index --refit``)
+#: everything is fitted again. Fits on fewer than REFIT_MIN paintings are always redone (they take seconds).
+REFIT_SHARE = 0.10
+REFIT_MIN = 50
+PLACED_NPZ, PLACED_JSON = "placed.npz", "placed.json"
 
 
 def problems_of(records: list[FileRecord]) -> list[tuple[str, str]]:
@@ -310,6 +318,11 @@ class Collection:
             if loaded is not None:
                 yield Progress("done", 1, 1, "loaded saved analysis")
                 return loaded  # load_analysis applied settings.space
+            placed = yield from self._place(recs, fp)
+            if placed is not None:
+                self._save_placed(placed)
+                self.analysis = placed
+                return (yield from self._space_hook(placed))
         fs, key = self.files.featureset()
         yield Progress("pca", 0, 2, f"loading features of {len(recs):,} paintings")
         blobs = self.store.get_vectors(fs, [r.hash for r in recs])
@@ -358,9 +371,11 @@ class Collection:
         d = self.files.dir
         if not all((d / name).is_file() for name in ("analysis.json", "analysis.npz", "neighbours.hnsw")):
             return False
-        if not np.array_equal(an.file_ids, np.fromiter((r.id for r in recs), np.int64, len(recs))):
-            return False
-        return all(a == r.labels for a, r in zip(an.labels, recs))
+        for r in recs:  # rows may be in another order than the records (paintings placed since the fit)
+            row = an.row_of(r.relpath)
+            if row is None or int(an.file_ids[row]) != r.id or an.labels[row] != r.labels:
+                return False
+        return True
 
     def _vector_ok(self, blob: bytes) -> bool:
         lay = self.layout
@@ -377,15 +392,17 @@ class Collection:
         if k is not None:
             k = min(k, n)
         tm = yield from fit_topics(ti.counts, k=k, k_range=st.k_range, seed=st.seed, kind=st.topic_input)
-        return tm
+        return replace(tm, vocab=dict(ti.vocab_arrays))
 
     def refit_topics(self, k: int | None = None, topic_input: str | None = None) -> ProgressGen[Analysis | None]:
-        """Change K or the topic input and refit topics only (no feature extraction)."""
+        """Change K or the topic input and refit topics only (no feature extraction). An analysis with
+        paintings placed since its fit is fitted again on every painting."""
         self.settings.k = k
         if topic_input:
             self.settings.topic_input = topic_input
         self.settings.validate()
-        return (yield from self.analyse(force=False))
+        placed = self.analysis is not None and (self.analysis.added_since or self.analysis.removed_since)
+        return (yield from self.analyse(force=bool(placed)))
 
     def _save_analysis(self, an: Analysis) -> None:
         """Write the derived files (a cache of the analysis) under the writer lock.
@@ -414,13 +431,21 @@ class Collection:
             arrays["topic_components"] = an.topics.components
             arrays["curve_k"] = np.asarray(an.topics.curve_k, np.int64)
             arrays["curve_perplexity"] = np.asarray(an.topics.curve_perplexity, np.float64)
+            arrays.update({f"topic_vocab_{k}": np.asarray(v) for k, v in an.topics.vocab.items()})
+        if an.fit_rows is not None:
+            arrays["fit_rows"] = an.fit_rows
+        if an.index.rows is not None:
+            arrays["index_rows"] = an.index.rows
         save_npz(d / "analysis.npz", **arrays)
+        for name in (PLACED_NPZ, PLACED_JSON):  # placements of an older fit
+            (d / name).unlink(missing_ok=True)
         an.index.save(d / "neighbours.hnsw")
         save_json(d / "analysis.json", {
             "fingerprint": an.fingerprint, "relpaths": an.relpaths, "hashes": an.hashes, "count": an.n,
             "neighbours_sha256": file_sha256(d / "neighbours.hnsw"),
             "weights": an.weights, "metric": an.metric, "settings": an.settings.to_json(),
             "topic_input": an.topics.input_kind if an.topics else None, "k": an.topics.k if an.topics else None,
+            "fit_n": an.fit_n, "fit_fingerprint": an.fit_fingerprint,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
@@ -447,17 +472,43 @@ class Collection:
                                     f"({type(e).__name__}: {e}); it will be recomputed.")
             return None
 
-    def _load_analysis(self, recs: list[FileRecord], fp: str) -> Analysis | None:
+    def _load_analysis(self, recs: list[FileRecord], fp: str | None) -> Analysis | None:
+        """The saved analysis (the fit, plus the paintings placed since) if its fingerprint is ``fp``;
+        ``fp`` None: whatever is saved, for placing the current records into it."""
         d = self.files.dir
         if not (d / "analysis.json").exists():
             return None
         meta = load_json(d / "analysis.json")
         if not isinstance(meta, dict):
             raise IndexCorrupt(f"The index file {d / 'analysis.json'} is damaged (not a JSON object).")
-        if meta.get("fingerprint") != fp:
-            return None
+        placed = load_json(d / PLACED_JSON) if (d / PLACED_JSON).is_file() else None
+        if not (isinstance(placed, dict) and placed.get("base_fingerprint") == meta.get("fingerprint")):
+            placed = None
+        if fp is not None and meta.get("fingerprint") != fp:
+            if placed is None or placed.get("fingerprint") != fp:
+                return None
+        elif fp is not None:
+            placed = None
+        by_path = {r.relpath: r for r in recs}
+        an = self._read_saved(d, meta, by_path)
+        if placed is not None:
+            an = self._apply_placed(an, d, placed, by_path)
+        if fp is not None:
+            if an.n != len(recs) or any(p not in by_path for p in an.relpaths):
+                raise IndexCorrupt(f"The saved analysis in {d} does not match the records (an interrupted save?).")
+            self.analysis = an
+        return an
+
+    def _read_saved(self, d: Path, meta: dict, by_path: dict[str, FileRecord]) -> Analysis:
+        """analysis.npz + neighbours.hnsw as saved (rows in the saved order; labels and ids of the
+        current records where they still exist)."""
+        fp = meta.get("fingerprint")
+        rel, hashes = meta.get("relpaths"), meta.get("hashes")
+        if not isinstance(fp, str) or not isinstance(rel, list) or not isinstance(hashes, list) \
+                or len(rel) != len(hashes) or not all(isinstance(x, str) for x in rel + hashes):
+            raise IndexCorrupt(f"The index file {d / 'analysis.json'} is damaged.")
         a = load_npz(d / "analysis.npz")
-        n = len(recs)
+        n = len(rel)
         if ("fingerprint" in a and str(a["fingerprint"]) != fp) or len(a["file_ids"]) != n or any(
                 a[f"part_{p}"].ndim != 2 or a[f"part_{p}"].shape[0] != n for p in PARTS):
             raise IndexCorrupt(f"The saved analysis in {d} does not match the records (an interrupted save?).")
@@ -469,27 +520,147 @@ class Collection:
             kind = meta.get("topic_input")
             topics = TopicModel(int(a["mixtures"].shape[1]), a["mixtures"], a["topic_components"],
                                 [int(x) for x in a["curve_k"]], [float(x) for x in a["curve_perplexity"]],
-                                kind if isinstance(kind, str) and kind else self.settings.topic_input)
+                                kind if isinstance(kind, str) and kind else self.settings.topic_input,
+                                {k[len("topic_vocab_"):]: v for k, v in a.items() if k.startswith("topic_vocab_")})
         st = self.settings
         weights = dict(st.blend)
         hnsw = d / "neighbours.hnsw"
+        rows = a.get("index_rows")
         # hnswlib's loader is native code that trusts the file: only a file whose digest was
         # recorded with this analysis is loaded; otherwise the index is rebuilt from the parts.
         verified = hnsw.is_file() and isinstance(meta.get("neighbours_sha256"), str) and \
             meta["neighbours_sha256"] == file_sha256(hnsw)
         if verified and meta.get("weights") == weights and meta.get("metric") == st.metric:
             dim = sum(v.shape[1] for v in parts.values())
-            index = NeighbourIndex.load(hnsw, dim, st.metric, n)
+            index = NeighbourIndex.load(hnsw, dim, st.metric, n if rows is None else len(rows))
+            if rows is not None:
+                if rows.ndim != 1 or int(rows.max(initial=-1)) >= n or int((rows >= 0).sum()) != n:
+                    raise IndexCorrupt(f"The neighbour index in {d} does not match the analysis.")
+                index.rows = rows.astype(np.int64)
         else:
             index = NeighbourIndex.build(blend(parts, weights), st.metric, seed=st.seed)
-        an = Analysis(
-            relpaths=[r.relpath for r in recs], file_ids=a["file_ids"], hashes=[r.hash or "" for r in recs],
-            labels=[r.labels for r in recs], parts=parts, part_model=PartModel.from_arrays(a), topics=topics,
-            index=index, weights=weights, metric=st.metric, fingerprint=fp,
-            settings=replace(st), featureset=st.featureset_key(),
+        recs = [by_path.get(p) for p in rel]
+        fit_rows = a.get("fit_rows")
+        return Analysis(
+            relpaths=list(rel), file_ids=np.array([r.id if r is not None else -1 for r in recs], np.int64),
+            hashes=list(hashes), labels=[r.labels if r is not None else {} for r in recs], parts=parts,
+            part_model=PartModel.from_arrays(a), topics=topics, index=index, weights=weights, metric=st.metric,
+            fingerprint=fp, settings=replace(st), featureset=st.featureset_key(),
+            fit_rows=None if fit_rows is None else fit_rows.astype(np.int64), fit_n=int(meta.get("fit_n") or 0),
+            fit_fingerprint=str(meta.get("fit_fingerprint") or ""),
         )
-        self.analysis = an
+
+    def _apply_placed(self, base: Analysis, d: Path, meta: dict, by_path: dict[str, FileRecord]) -> Analysis:
+        """``base`` with the placements saved next to it (placed.npz / placed.json)."""
+        z = load_npz(d / PLACED_NPZ)
+        rel, hashes = meta.get("relpaths"), meta.get("hashes")
+        keep = z["keep"].astype(bool)
+        m = len(rel) if isinstance(rel, list) else -1
+        if str(z.get("fingerprint", "")) != meta.get("fingerprint") or not isinstance(hashes, list) \
+                or len(hashes) != m or len(keep) != base.n \
+                or any(z[f"part_{p}"].shape != (m, base.parts[p].shape[1]) for p in base.parts):
+            raise IndexCorrupt(f"The placed paintings saved in {d} do not match the analysis.")
+        return self._combine(base, keep, list(rel), list(hashes), {p: z[f"part_{p}"] for p in base.parts},
+                             z.get("mixtures"), by_path, str(meta["fingerprint"]))
+
+    def _combine(self, base: Analysis, keep: np.ndarray, rel: list[str], hashes: list[str],
+                 parts_new: dict[str, np.ndarray], mix_new: np.ndarray | None, by_path: dict[str, FileRecord],
+                 fp: str) -> Analysis:
+        """``base``'s rows where ``keep``, then the new rows: the fitted models stay, the index grows."""
+        parts = {p: np.concatenate([base.parts[p][keep], parts_new[p].astype(base.parts[p].dtype)])
+                 for p in base.parts}
+        topics = base.topics
+        if topics is not None:
+            topics = replace(topics, mixtures=np.concatenate([topics.mixtures[keep], mix_new.astype(np.float32)]))
+        index = base.index.placed(blend(parts_new, base.weights), keep)
+        fit_rows = (np.arange(base.n, dtype=np.int64) if base.fit_rows is None else base.fit_rows)[keep]
+        relpaths = [p for p, k in zip(base.relpaths, keep) if k] + rel
+        recs = [by_path.get(p) for p in relpaths]
+        return replace(
+            base, relpaths=relpaths, hashes=[h for h, k in zip(base.hashes, keep) if k] + hashes,
+            file_ids=np.array([r.id if r is not None else -1 for r in recs], np.int64),
+            labels=[r.labels if r is not None else {} for r in recs], parts=parts, topics=topics, index=index,
+            fingerprint=fp, fit_rows=np.concatenate([fit_rows, np.full(len(rel), -1, np.int64)]),
+            fit_n=base.fitted_on, fit_fingerprint=base.topics_fingerprint, settings=replace(self.settings))
+
+    # ------------------------------------------------------------------ incremental analysis
+    def _place(self, recs: list[FileRecord], fp: str) -> ProgressGen[Analysis | None]:
+        """The current records placed into the fitted analysis (the one in memory, else the saved one):
+        PCA transform, hnswlib add / mark deleted, the topic model's transform. None when a re-fit is due:
+        no usable fit, other analysis settings, or more than :data:`REFIT_SHARE` of the paintings it was
+        fitted on added or removed since (or a fit on fewer than :data:`REFIT_MIN` paintings)."""
+        st = self.settings
+        base = self.analysis
+        if base is None or base.settings.analysis_config() != st.analysis_config() \
+                or base.featureset != st.featureset_key():
+            try:
+                base = self._load_analysis(recs, None)
+            except (IndexCorrupt, KeyError, ValueError, TypeError, IndexError, AttributeError):
+                return None
+        if base is None or base.featureset != st.featureset_key() \
+                or base.settings.analysis_config() != st.analysis_config():
+            return None
+        base = base.base_space  # placed in the base space; the style adapter is applied afterwards
+        if base.topics is not None and not base.topics.vocab:
+            return None  # saved before topic vocabularies were kept: fit again
+        by_path = {r.relpath: r for r in recs}
+        keep = np.array([by_path.get(p) is not None and by_path[p].hash == h
+                         for p, h in zip(base.relpaths, base.hashes)], bool)
+        have = {p for p, k in zip(base.relpaths, keep) if k}
+        new = [r for r in recs if r.relpath not in have]
+        fit_rows = np.arange(base.n) if base.fit_rows is None else base.fit_rows
+        fitted_on = base.fitted_on
+        added = int((fit_rows[keep] < 0).sum()) + len(new)
+        removed = fitted_on - int((fit_rows[keep] >= 0).sum())
+        if fitted_on < REFIT_MIN or added + removed > REFIT_SHARE * fitted_on:
+            return None
+        if base.weights != st.blend or base.metric != st.metric:
+            base = base.with_blend(st.blend, st.metric, st)
+        yield Progress("place", 0, 1, f"placing {len(new):,} new paintings into the analysis of {fitted_on:,}")
+        hashes = [r.hash or "" for r in new]
+        mix = None
+        if new:
+            raw = self.files.load_raw(hashes)
+            parts_new = base.part_model.transform(raw)
+            if base.topics is not None:
+                mix = lda_transform(base.topics.components,
+                                    counts_for(base.topics.input_kind, raw, base.part_model, base.topics.vocab),
+                                    seed=st.seed)
+        else:
+            parts_new = {p: np.zeros((0, v.shape[1]), v.dtype) for p, v in base.parts.items()}
+            if base.topics is not None:
+                mix = np.zeros((0, base.topics.k), np.float32)
+        an = self._combine(base, keep, [r.relpath for r in new], hashes, parts_new, mix, by_path, fp)
+        yield Progress("place", 1, 1, f"{len(new):,} placed; topics fitted on {fitted_on:,} paintings, "
+                                      f"{an.added_since:,} added since")
         return an
+
+    def _save_placed(self, an: Analysis) -> None:
+        """Save the placements next to the fit they were placed into (a few KB), or, when the saved fit
+        is not that one, the whole analysis."""
+        def write() -> None:
+            d = self.files.dir
+            try:
+                meta = load_json(d / "analysis.json") if (d / "analysis.json").is_file() else None
+            except IndexCorrupt:
+                meta = None
+            nk = int((an.fit_rows >= 0).sum())
+            if not isinstance(meta, dict) or meta.get("fingerprint") != an.fit_fingerprint or meta.get("fit_n") \
+                    or meta.get("count") != an.fit_n or not np.all(an.fit_rows[:nk] >= 0):
+                self._write_analysis(an)
+                return
+            keep = np.zeros(an.fit_n, bool)
+            keep[an.fit_rows[:nk]] = True
+            arrays = {f"part_{p}": v[nk:] for p, v in an.parts.items()}
+            arrays.update(keep=keep, fingerprint=np.array(an.fingerprint))
+            if an.topics is not None:
+                arrays["mixtures"] = an.topics.mixtures[nk:]
+            save_npz(d / PLACED_NPZ, **arrays)
+            save_json(d / PLACED_JSON, {"base_fingerprint": an.fit_fingerprint, "fingerprint": an.fingerprint,
+                                        "relpaths": an.relpaths[nk:], "hashes": an.hashes[nk:],
+                                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+        self.files.write_if_unlocked(write)
 
     def index(self, retry_failed: bool = False) -> ProgressGen[tuple[UpdateReport, Analysis | None]]:
         """Everything: update (incremental extraction) then analysis."""
