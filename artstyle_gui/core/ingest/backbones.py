@@ -90,6 +90,8 @@ class Backbone:
     info: BackboneInfo
     weights_path: str | None
     weights_sha256: str | None
+    runtime = "torch"  # what runs the network (runtime.OnnxBackbone: "onnx")
+    device = "cpu"  # where: "cpu", or "cuda" / "mps" after :meth:`to_device`
 
     def __init__(self, info: BackboneInfo, model, gram_modules, local_module, mean, std,
                  weights_path: str | None, channel_groups: dict[str, int] | None = None) -> None:
@@ -111,8 +113,23 @@ class Backbone:
             self.model = self.model.to(memory_format=torch.channels_last)
         except Exception:  # pragma: no cover - channels_last unsupported
             pass
-        iu = [torch.triu_indices(c, c) for c in info.gram_channels]
-        self._triu = iu
+        self._triu = []  # the upper triangle of each c x c Gram matrix, as indices into its flattened rows
+        for c in info.gram_channels:
+            rows, cols = torch.triu_indices(c, c)
+            self._triu.append(rows * c + cols)
+
+    def to_device(self, device: str) -> Backbone:
+        """Run on ``device`` ("cuda", "mps" or "cpu") from now on: the model and its constants move there,
+        :meth:`forward` sends the crops there (pinned and non-blocking on CUDA) :data:`GPU_CHUNK` at a time
+        and brings the features back as float32 arrays."""
+        import torch
+
+        dev = torch.device(device)
+        self.model = self.model.to(dev)
+        self._mean, self._std = self._mean.to(dev), self._std.to(dev)
+        self._triu = [t.to(dev) for t in self._triu]
+        self.device = device
+        return self
 
     def _hook(self, name: str) -> Callable:
         def fn(_mod, _inp, out):
@@ -124,49 +141,59 @@ class Backbone:
     def _group(x, groups: int):
         if groups <= 1:
             return x
-        b, c, h, w = x.shape
-        return x.reshape(b, c // groups, groups, h, w).mean(2)
+        _, c, h, w = x.shape
+        return x.reshape(-1, c // groups, groups, h, w).mean(2)
 
     def forward(self, batch_uint8: np.ndarray) -> dict[str, np.ndarray]:
         """Run a batch (B, 224, 224, 3) uint8 -> dict of float32 arrays, :data:`FORWARD_CHUNK` images
         at a time."""
-        n = len(batch_uint8)
-        if n <= FORWARD_CHUNK:
-            return self._forward_chunk(batch_uint8)
-        parts = [self._forward_chunk(batch_uint8[i : i + FORWARD_CHUNK]) for i in range(0, n, FORWARD_CHUNK)]
-        return {
-            "deep": np.concatenate([p["deep"] for p in parts]),
-            "grams": [np.concatenate([p["grams"][g] for p in parts]) for g in range(len(parts[0]["grams"]))],
-            "local": np.concatenate([p["local"] for p in parts]),
-        }
+        chunk = FORWARD_CHUNK if self.device == "cpu" else GPU_CHUNK
+        return forward_in_chunks(self._forward_chunk, batch_uint8, chunk)
 
     def _forward_chunk(self, batch_uint8: np.ndarray) -> dict[str, np.ndarray]:
         import torch
+
+        x = torch.from_numpy(np.require(batch_uint8, np.uint8, ["C", "W"]))
+        if self.device != "cpu":  # uint8 crosses the bus (4x less than float), the network converts there
+            x = (x.pin_memory() if self.device == "cuda" else x).to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            deep, grams, loc = self.features(x)
+        return {
+            "deep": deep.cpu().numpy().astype(np.float32),
+            "grams": [g.cpu().numpy().astype(np.float32) for g in grams],
+            "local": loc.cpu().numpy().astype(np.float32),
+        }
+
+    def features(self, x):
+        """The features as tensors: ``x`` (B, 224, 224, 3) uint8 -> ``(deep (B, D), [gram (B, Gi)...],
+        local (B, 49, C))``. The torch path runs it; ``runtime.py`` exports this very function to ONNX
+        (batch-size independent: -1 for the batch in every reshape)."""
+        import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.require(batch_uint8, np.uint8, ["C", "W"])).permute(0, 3, 1, 2).float()
+        x = x.permute(0, 3, 1, 2).float()
         x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
         self._captured.clear()
-        with torch.inference_mode():
+        try:
             final = self._final_features(x)
             deep = final.mean(dim=(2, 3))
             grams = []
             for i, name in enumerate(self._gram_names):
                 f = self._group(self._captured[name].float(), self._groups.get(name, 1))
-                b, c, h, w = f.shape
-                f = f.reshape(b, c, h * w)
+                _, c, h, w = f.shape
+                f = f.reshape(-1, c, h * w)
                 g = torch.bmm(f, f.transpose(1, 2)) / float(h * w)
-                ti = self._triu[i]
-                grams.append(g[:, ti[0], ti[1]].cpu().numpy())
+                grams.append(g.flatten(1)[:, self._triu[i]])  # the upper triangle, row by row
             loc = self._group(self._captured["local"].float(), self._groups.get("local", 1))
-            loc = F.adaptive_avg_pool2d(loc, LOCAL_GRID)  # (B, C, 7, 7)
+            if torch.onnx.is_in_onnx_export():  # the exporter wants a fixed window (the same mean)
+                _, _, h, w = loc.shape
+                loc = F.avg_pool2d(loc, (int(h) // LOCAL_GRID, int(w) // LOCAL_GRID))
+            else:
+                loc = F.adaptive_avg_pool2d(loc, LOCAL_GRID)  # (B, C, 7, 7)
             loc = loc.flatten(2).transpose(1, 2).contiguous()  # (B, 49, C)
-        self._captured.clear()
-        return {
-            "deep": deep.cpu().numpy().astype(np.float32),
-            "grams": [g.astype(np.float32) for g in grams],
-            "local": loc.cpu().numpy().astype(np.float32),
-        }
+        finally:
+            self._captured.clear()
+        return deep, grams, loc
 
     def _final_features(self, x):  # overridden per family
         raise NotImplementedError
@@ -177,6 +204,22 @@ class Backbone:
 #: of 8 rounds, benchmarks/perf_notes.md); ResNet50 is flat from 4 to 16. The engine's batches (the
 #: unit of decoding ahead and of SQLite commits, ``Settings.batch_size``) are split into these.
 FORWARD_CHUNK = 8
+#: images per forward pass on a GPU (``Backbone.to_device``): enough to keep it busy, small enough for any card
+GPU_CHUNK = 64
+
+
+def forward_in_chunks(run_chunk: Callable[[np.ndarray], dict], batch: np.ndarray, chunk: int) -> dict[str, np.ndarray]:
+    """``run_chunk`` over ``batch`` ``chunk`` images at a time, the parts concatenated (every runtime's
+    ``forward``)."""
+    n = len(batch)
+    if n <= chunk:
+        return run_chunk(batch)
+    parts = [run_chunk(batch[i : i + chunk]) for i in range(0, n, chunk)]
+    return {
+        "deep": np.concatenate([p["deep"] for p in parts]),
+        "grams": [np.concatenate([p["grams"][g] for p in parts]) for g in range(len(parts[0]["grams"]))],
+        "local": np.concatenate([p["local"] for p in parts]),
+    }
 
 
 class _EffNetLite(Backbone):
@@ -401,6 +444,8 @@ def load_backbone(name: str | None = None, weights: str | None = None, *, allow_
     remedy if it cannot be had.
 
     ``allow_random`` (benchmarks only) builds resnet50 with random weights when no weights exist.
+    The result is the torch network on the CPU; ``runtime.use_runtime`` makes it the ONNX Runtime twin or
+    moves it to a GPU, as ``Settings.runtime`` and ``Settings.device`` ask (``Collection.backbone``).
     """
     name = name or DEFAULT_BACKBONE
     if name not in REGISTRY:
@@ -413,6 +458,12 @@ def load_backbone(name: str | None = None, weights: str | None = None, *, allow_
 _threads_set = False
 
 
+def network_threads() -> int:
+    """Threads of the network's intra-op pool (torch's, or ONNX Runtime's): ``ARTSTYLE_TORCH_THREADS``,
+    else every core (the decode threads still get their share: docs/benchmarks.md, "ONNX Runtime")."""
+    return int(os.environ.get("ARTSTYLE_TORCH_THREADS", "0")) or max(1, os.cpu_count() or 1)
+
+
 def configure_threads() -> None:
     """Use the machine's cores for intra-op parallelism, leaving decoding its own threads."""
     global _threads_set
@@ -420,8 +471,7 @@ def configure_threads() -> None:
         return
     import torch
 
-    n = int(os.environ.get("ARTSTYLE_TORCH_THREADS", "0")) or max(1, os.cpu_count() or 1)
-    torch.set_num_threads(n)
+    torch.set_num_threads(network_threads())
     _threads_set = True
 
 
