@@ -107,7 +107,7 @@ class UsageError(ArtStyleError):
     """Bad arguments found once the index is open (e.g. a topic number above K): exit 2."""
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument("folder", type=Path, help="the painting collection (never written to)")
     g = p.add_argument_group("index and labels")
     g.add_argument("--index-dir", type=Path, help="where the index lives (default: per-user data dir)")
@@ -119,6 +119,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                                   "offline; effnet-lite0: ImageNet features)")
     g.add_argument("--weights", help="weights file for the backbone (e.g. a ResNet50 state dict), or the name "
                                      "of a fine-tuned backbone (artstyle backbones)")
+    if device:  # finetune has its own --device: where it trains
+        g.add_argument("--device", dest="net_device", choices=["auto", "cpu", "cuda", "mps"],
+                       help="where the network runs (default auto: CUDA, then Apple MPS, else the CPU)")
+    g.add_argument("--runtime", choices=["auto", "onnx", "torch"],
+                   help="what runs the network on the CPU (default auto: ONNX Runtime when installed, else "
+                        "torch; both give the same features)")
     g.add_argument("--no-trim", action="store_true", help="do not trim uniform borders (letterbox bars)")
     g.add_argument("--max-megapixels", type=float, help=f"skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g})")
     g.add_argument("--batch-size", type=int)
@@ -217,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune", help="fine-tune the backbone's last stages on a label (GPU if present); "
                                         "the result is a selectable backbone")
-    _common(p)
+    _common(p, device=False)
     p.add_argument("--label", required=True, help="label column to learn from: artist, style or any CSV column")
     p.add_argument("--stages", type=int, help="trained stages: effnet-lite0 last N of 16 blocks (default 5), "
                                               "resnet50 last N of 4 layers")
@@ -260,6 +266,10 @@ def _settings(args, index_dir_saved):
             from .core.model import with_backbone
 
             st = with_backbone(st, base, st.weights_file)
+    if getattr(args, "net_device", None):
+        st.device = args.net_device
+    if args.runtime:
+        st.runtime = args.runtime
     if args.no_trim:
         st.trim_borders = False
     if args.max_megapixels:

@@ -103,9 +103,12 @@ class Collection:
         self.close()
 
     def backbone(self) -> Backbone:
-        key = (self.settings.backbone, self.settings.weights_file)
+        from ..ingest.runtime import use_runtime  # ONNX Runtime or torch, on the CPU or a GPU
+
+        st = self.settings
+        key = (st.backbone, st.weights_file, st.runtime, st.device)
         if self._backbone is None or getattr(self, "_backbone_key", None) != key:
-            self._backbone = load_backbone(self.settings.backbone, self.settings.weights_file)
+            self._backbone = use_runtime(load_backbone(st.backbone, st.weights_file), st.runtime, st.device)
             self._backbone_key = key
         return self._backbone
 
