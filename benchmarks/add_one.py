@@ -6,8 +6,8 @@ fitted again) and after (the painting is placed into the existing fit: increment
 The collections are :func:`synthcoll.synthetic_index` ones (real files and the real feature layout,
 synthetic vectors, analysed by the engine), cached in ``--work``. For each size, on a copy of the index:
 
-* **app** (in process, the saved analysis already loaded, as the app holds it): one real painting copied
-  into the folder, then ``update()`` (scan, extract exactly one image) and ``analyse()`` until the new
+* **app** (in process, the saved analysis already loaded and the folder checked once, as the app does when
+  it opens a collection): one real painting copied into the folder, then ``update()`` (scan, extract exactly one image) and ``analyse()`` until the new
   painting's neighbours are available and the analysis is saved; then the same with a re-fit
   (``analyse(force=True)``), which is what every added painting cost before.
 * **cli**: ``artstyle index FOLDER`` as a whole command (Python start-up, model load, scan, extraction,
@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from synthcoll import synthetic_index  # noqa: E402
 
 from artstyle_gui.core.index.collection import Collection  # noqa: E402
+from artstyle_gui.core.index.preload import preload_engine_modules  # noqa: E402
 from artstyle_gui.core.model import Settings  # noqa: E402
 from artstyle_gui.core.progress import run  # noqa: E402
 
@@ -44,19 +45,37 @@ def _copy_index(idx: Path, work: Path) -> Path:
     return tmp
 
 
+def _labels_csv(root: Path, idx: Path, out: Path) -> Path:
+    """The synthetic index's labels as a labels CSV (outside the folder), as a user's collection has them:
+    without it every update would drop the stored labels (no labels source)."""
+    import csv
+
+    if not out.is_file():
+        with Collection(root, index_dir=idx) as col:
+            recs = col.records()
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "style"])
+            w.writerows([r.relpath, r.labels.get("style", "")] for r in recs)
+    return out
+
+
 def measure(n: int, work: Path, painting: Path, settings: Settings) -> dict:
     root, idx = work / f"synthetic-{n}", work / f"synthetic-{n}-index"
     t = time.perf_counter()
     built = synthetic_index(root, idx, n, settings=settings)
     res: dict = {"paintings": n, "build_s": round(time.perf_counter() - t, 1), "build": built}
+    labels = _labels_csv(root, idx, work / f"synthetic-{n}-labels.csv")
     new = root / "added-by-benchmark.jpg"
     for mode in ("placed", "refit"):
         tmp = _copy_index(idx, work)
-        shutil.copyfile(painting, new)
         try:
-            with Collection(root, settings=settings, index_dir=tmp) as col:
+            with Collection(root, settings=settings, index_dir=tmp, labels_csv=labels) as col:
                 col.load_analysis()
                 col.backbone()  # the app has its network loaded
+                preload_engine_modules(settings.backbone)  # and its native modules (before its window shows)
+                run(col.update())  # the app checks the folder when it opens it; then the painting is added
+                shutil.copyfile(painting, new)
                 t0 = time.perf_counter()
                 rep = run(col.update())
                 t1 = time.perf_counter()
@@ -78,7 +97,7 @@ def measure(n: int, work: Path, painting: Path, settings: Settings) -> dict:
     try:
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "artstyle_gui.cli", "-q", "index", str(root), "--index-dir", str(tmp),
-                            "--k", str(settings.k)], capture_output=True, text=True, cwd=ROOT)
+                            "--k", str(settings.k), "--labels", str(labels)], capture_output=True, text=True, cwd=ROOT)
         res["cli_s"] = round(time.perf_counter() - t0, 2)
         res["cli_out"] = p.stdout.strip().splitlines()[-2:]
         if p.returncode != 0:

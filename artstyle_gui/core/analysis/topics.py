@@ -193,24 +193,32 @@ def counts_for(kind: str, raw: dict[str, np.ndarray], model: "PartModel", vocab:
     return ((scores - lo) / np.maximum(hi - lo, 1e-9) * float(vocab["pca_scale"])).astype(np.float32)
 
 
-def lda_transform(components: np.ndarray, counts: np.ndarray, seed: int = 0) -> np.ndarray:
+def lda_transform(components: np.ndarray, counts: np.ndarray, seed: int = 0, *, max_iter: int = 100,
+                  tol: float = 1e-3) -> np.ndarray:
     """Topic mixtures (rows summing to 1) of ``counts`` under the fitted topic-word ``components``: the
-    E-step scikit-learn's LatentDirichletAllocation.transform runs, from the saved model."""
+    variational E-step of scikit-learn's LatentDirichletAllocation.transform (the same updates, start,
+    prior 1/K and stopping rule), from the saved model, in numpy (no scikit-learn import on the path
+    that places one new painting). ``seed`` is unused: the E-step starts from ones, not at random."""
     from scipy.special import psi
-    from sklearn.decomposition import LatentDirichletAllocation
 
     comps = np.asarray(components, np.float64)
     k = comps.shape[0]
-    lda = LatentDirichletAllocation(n_components=k, random_state=seed)
-    lda.components_ = comps
-    lda.exp_dirichlet_component_ = np.exp(psi(comps) - psi(comps.sum(1))[:, None])
-    lda.doc_topic_prior_ = 1.0 / k
-    lda.topic_word_prior_ = 1.0 / k
-    lda.n_features_in_ = comps.shape[1]
-    lda.n_batch_iter_ = 1
-    lda.n_iter_ = 1
-    lda.bound_ = 0.0
-    mix = lda.transform(np.asarray(counts, np.float64)).astype(np.float32)
+    exp_tw = np.exp(psi(comps) - psi(comps.sum(1))[:, None])  # (K, V)
+    x = np.asarray(counts, np.float64)
+    eps = np.finfo(float).eps
+    gamma = np.ones((len(x), k))
+    exp_dt = np.exp(psi(gamma) - psi(gamma.sum(1))[:, None])
+    active = np.arange(len(x))
+    for _ in range(max_iter):
+        if not len(active):
+            break
+        last = gamma[active]
+        norm_phi = exp_dt[active] @ exp_tw + eps
+        g = exp_dt[active] * ((x[active] / norm_phi) @ exp_tw.T) + 1.0 / k
+        gamma[active] = g
+        exp_dt[active] = np.exp(psi(g) - psi(g.sum(1))[:, None])
+        active = active[np.abs(last - g).mean(1) >= tol]
+    mix = gamma.astype(np.float32)
     return mix / np.maximum(mix.sum(1, keepdims=True), 1e-12)
 
 

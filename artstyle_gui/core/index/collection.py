@@ -122,10 +122,24 @@ class Collection:
     def problems(self) -> list[tuple[str, str]]:
         return problems_of(self.store.records())
 
+    def _labels_table(self) -> dict[str, dict[str, str]]:
+        """The labels CSV by relpath, read again only when the file changed (size, mtime)."""
+        if not self.labels_csv:
+            return {}
+        path = Path(self.labels_csv)
+        try:
+            st = path.stat()
+        except OSError:
+            return {}
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        cached = self.__dict__.get("_labels_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, read_labels_csv(path, self.root).by_path)
+            self._labels_cache = cached
+        return cached[1]
+
     def labels_for(self, relpaths: list[str]) -> dict[str, dict[str, str]]:
-        table: dict[str, dict[str, str]] = {}
-        if self.labels_csv and Path(self.labels_csv).exists():
-            table = read_labels_csv(Path(self.labels_csv), self.root).by_path
+        table = self._labels_table()
         out = {}
         for p in relpaths:
             lab = dict(table.get(p, {}))
@@ -217,10 +231,12 @@ class Collection:
                         known.update(h for h, _ in vecs)
                         done += len(batch)
                         yield Progress("extract", done, total, f"{done:,}/{total:,} images", payload=new_paths)
-            # features of content that left the collection are dropped (every feature set)
-            keep = {r.hash for r in self.store.records() if r.hash}
-            for fid, _key, _cfg in self.store.featuresets():
-                self.store.prune_vectors(fid, keep)
+            # features of content that left the collection (removed or changed files) are dropped, in
+            # every feature set; new files orphan nothing (adding one painting to 100,000 skips this)
+            if gone or any(f.relpath in old for f in todo):
+                keep = self.store.content_hashes()
+                for fid, _key, _cfg in self.store.featuresets():
+                    self.store.prune_vectors(fid, keep)
             rep.failed.extend(scan_errors)
             rep.seconds = time.monotonic() - t0
             return rep

@@ -176,6 +176,9 @@ def _normalise_path(value: str, root_abs: str) -> str | None:
     if not value:
         return None
     value = value.replace("\\", "/")
+    if not value.startswith("/") and ":" not in value[:3]:  # a plain relative path (the common case: fast)
+        rel = posixpath.normpath(value)
+        return None if rel in (".", "") or rel == ".." or rel.startswith("../") else rel
     is_abs = value.startswith("/") or PureWindowsPath(value).is_absolute()
     if is_abs:
         candidates = {posixpath.normpath(value)}

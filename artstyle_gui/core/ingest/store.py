@@ -428,19 +428,29 @@ class IndexStore:
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
 
     # -- records ---------------------------------------------------------
-    @staticmethod
-    def _record(row: tuple) -> FileRecord:
-        return FileRecord(
-            id=row[0], relpath=_py_relpath(row[1]), size=row[2], mtime_ns=row[3], hash=row[4], status=row[5],
-            error=row[6], labels=_parse_labels(row[7]), width=row[8], height=row[9],
-        )
-
     _COLS = "id, relpath, size, mtime_ns, hash, status, error, labels, width, height"
 
     @_guarded
     def records(self) -> list[FileRecord]:
         rows = self.db.execute(f"SELECT {self._COLS} FROM files ORDER BY relpath").fetchall()
-        return [self._record(r) for r in rows]
+        parsed: dict[str, dict[str, str]] = {}  # most paintings share a few label sets: parse each once
+        out = []
+        for r in rows:
+            text = r[7]
+            if not isinstance(text, str) or len(text) > 4096:
+                labels = _parse_labels(text)
+            else:
+                if text not in parsed:
+                    parsed[text] = _parse_labels(text)
+                labels = dict(parsed[text])
+            out.append(FileRecord(id=r[0], relpath=_py_relpath(r[1]), size=r[2], mtime_ns=r[3], hash=r[4],
+                                  status=r[5], error=r[6], labels=labels, width=r[8], height=r[9]))
+        return out
+
+    @_guarded
+    def content_hashes(self) -> set[str]:
+        """The content hashes of the files in the index."""
+        return {h for (h,) in self.db.execute("SELECT DISTINCT hash FROM files WHERE hash IS NOT NULL")}
 
     def record_map(self) -> dict[str, FileRecord]:
         return {r.relpath: r for r in self.records()}
