@@ -121,10 +121,11 @@ def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
                                      "of a fine-tuned backbone (artstyle backbones)")
     if device:  # finetune has its own --device: where it trains
         g.add_argument("--device", dest="net_device", choices=["auto", "cpu", "cuda", "mps"],
-                       help="where the network runs (default auto: CUDA, then Apple MPS, else the CPU)")
+                       help="where the network runs (default auto: CUDA, then Apple MPS, else the CPU; "
+                            "for this command, not remembered with the collection)")
     g.add_argument("--runtime", choices=["auto", "onnx", "torch"],
                    help="what runs the network on the CPU (default auto: ONNX Runtime when installed, else "
-                        "torch; both give the same features)")
+                        "torch; both give the same features; for this command)")
     g.add_argument("--no-trim", action="store_true", help="do not trim uniform borders (letterbox bars)")
     g.add_argument("--max-megapixels", type=float, help=f"skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g})")
     g.add_argument("--batch-size", type=int)

@@ -16,6 +16,7 @@ The collection folder itself is only ever read (``root``).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -101,8 +102,10 @@ class DerivedFiles:
     # ------------------------------------------------------------------ settings
     def save_settings(self, settings: Settings | None = None) -> None:
         """Remember ``settings`` (default: the current ones) in the index: the app and the CLI
-        reopen the collection with them."""
-        st = settings or self.settings
+        reopen the collection with them. Where the network runs (``device``, ``runtime``) belongs to the
+        machine, not the collection (an index moved to a machine without a GPU must still open): it is
+        saved as "auto"."""
+        st = replace(settings or self.settings, device="auto", runtime="auto")
         self.store.set_meta(SETTINGS_META_KEY, json.dumps(st.to_json()))
 
     def saved_settings(self) -> Settings | None:

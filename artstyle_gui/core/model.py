@@ -58,7 +58,8 @@ class Settings:
     vocab_size: int = 256
     seed: int = 0
     space: str = "base"  # "base" | "adapted": neighbours/topics in the style adapter's space (core/learn/adapt.py)
-    #: where the network runs: "auto" (CUDA, then Apple MPS, else the CPU), "cpu", "cuda", "mps"
+    #: where the network runs: "auto" (CUDA, then Apple MPS, else the CPU), "cpu", "cuda", "mps"; like
+    #: ``runtime``, a choice of the machine: the app keeps it in its preferences, the index does not
     device: str = "auto"
     #: the CPU runtime of the network: "auto" (ONNX Runtime when installed, else torch), "onnx", "torch";
     #: both give the same features (cosine >= 0.9999 per part), so one feature set holds either

@@ -117,6 +117,9 @@ def serve() -> None:
 
     backbone = load_backbone()
     backbone.forward(np.zeros((1, 224, 224, 3), np.uint8))  # warm up once, before any fork
+    from artstyle_gui.core.ingest.runtime import use_runtime
+
+    use_runtime(backbone, "auto", "cpu")  # the ONNX export (first use) is cached before any fork and timing
     _warm_up_analysis()
     _emit({"ready": True, "load_s": round(time.monotonic() - t0, 2), "pid": os.getpid()})
     for line in sys.stdin:
