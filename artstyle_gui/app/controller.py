@@ -188,8 +188,9 @@ class Controller(QObject):
             except ArtStyleError as e:  # unusable: the app's settings replace them (and say so)
                 saved = None
                 self.message_posted.emit(f"{e} The app's settings are used instead.")
-            if saved is not None:  # settings remembered in the index (by the app or the CLI) win
-                col.settings = saved
+            if saved is not None:  # settings remembered in the index (by the app or the CLI) win, except
+                col.settings = replace(saved, device=self.settings.device,  # where this computer runs the
+                                       runtime=self.settings.runtime)       # network (not kept in the index)
             elif is_old_default(col.settings):  # after an old collection: a new one starts on the art model
                 col.settings = upgraded_to_art_model(col.settings)
             self.settings = replace(col.settings, blend=dict(col.settings.blend))

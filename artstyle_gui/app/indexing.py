@@ -99,6 +99,8 @@ class Indexing:
         if new.analysis_config() != old.analysis_config():
             self.c.jobs.start(Job("analyse", lambda: (adopt(), col.analyse())[1], self._on_refitted))
             return "analyse"
+        # where the network runs: the next extraction loads it there (no job; the features are the same)
+        col.settings.device, col.settings.runtime = new.device, new.runtime
         if new.blend != old.blend or new.metric != old.metric:
             self.set_blend(new.blend, new.metric)
             return "blend"

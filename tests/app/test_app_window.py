@@ -386,3 +386,21 @@ def test_a_registered_part_gets_a_blend_slider_and_a_colour(window):
         dlg.deleteLater()
     finally:
         PART_REGISTRY.pop(TOY_PART.name, None)
+
+
+def test_the_network_device_is_this_computers_choice(window, indexed, qtbot):
+    """Settings > Run the network on: kept by the app for this computer, applied without a job, never
+    saved into the index (an index opened on a machine without that GPU must still work)."""
+    from artstyle_gui.app.dialogs.settings import SettingsDialog
+
+    c = window.controller
+    dlg = SettingsDialog(c.settings, 192, window)
+    qtbot.addWidget(dlg)
+    assert dlg.device.currentData() == "auto"
+    dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
+    s, _ = dlg.values()
+    assert s.device == "cpu"
+    assert c.indexing.apply_settings(s) == "none" and not c.busy
+    assert c.settings.device == "cpu" and c.collection.settings.device == "cpu"
+    c.collection.files.save_settings()
+    assert c.collection.files.saved_settings().device == "auto"

@@ -66,6 +66,12 @@ class SettingsDialog(QDialog):
             self.blend[part] = sb
         reset = QPushButton("Defaults")
         reset.clicked.connect(self._on_reset_blend_clicked)
+        self.device = QComboBox()  # where the network runs: this computer's choice, kept in the app's settings
+        for label, value in (("Automatic (a GPU when there is one)", "auto"), ("The processor (CPU)", "cpu"),
+                             ("NVIDIA GPU (CUDA)", "cuda"), ("Apple GPU (Metal)", "mps")):
+            self.device.addItem(label, value)
+        self.device.setToolTip("Where the network that reads the paintings runs. On the processor it runs on "
+                               "ONNX Runtime when it is installed (faster), else PyTorch: the features are the same.")
         self.metric_box = QComboBox()
         self.metric_box.addItem("cosine similarity", "cosine")
         self.metric_box.addItem("euclidean distance", "euclidean")
@@ -90,6 +96,7 @@ class SettingsDialog(QDialog):
         feat.addRow("Backbone:", self.backbone)
         feat.addRow("Weights file:", ww)
         feat.addRow("", self.trim)
+        feat.addRow("Run the network on:", self.device)
         g1 = QGroupBox("Features (changing these extracts the features again)")
         g1.setLayout(feat)
 
@@ -169,6 +176,7 @@ class SettingsDialog(QDialog):
         for part, sb in self.blend.items():
             sb.setValue(float(s.blend.get(part, 0.0)))
         self.metric_box.setCurrentIndex(max(0, self.metric_box.findData(s.metric)))
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
         self.pca.setValue(s.deep_components)
         self.auto_k.setChecked(s.k is None)
         self.k.setEnabled(s.k is not None)
@@ -186,6 +194,7 @@ class SettingsDialog(QDialog):
                     trim_borders=self.trim.isChecked(),
                     blend={p: float(sb.value()) for p, sb in self.blend.items()},
                     metric=self.metric_box.currentData(),
+                    device=self.device.currentData(),
                     deep_components=int(self.pca.value()),
                     k=None if self.auto_k.isChecked() else int(self.k.value()),
                     topic_input=self.topic_input.currentData())
