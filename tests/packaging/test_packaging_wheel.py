@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def wheel(tmp_path_factory) -> Path:
     pytest.importorskip("setuptools", reason="builds the wheel without build isolation")
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("artstyle_gui", "resources"):
@@ -66,18 +66,26 @@ def test_wheel_has_commands_resources_and_weights_dependency(wheel):
 
 def test_wheel_installs_both_commands(wheel, tmp_path):
     """Installed into a fresh venv (dependencies from this interpreter's site-packages): the two
-    commands exist and run, and the package finds its sample collection and the offline weights."""
+    commands exist and run, and the package finds its sample collection and the offline weights.
+
+    The dependencies are this interpreter's, whether it is the system Python or itself a venv: a
+    nested venv's ``system_site_packages`` would point at the *base* interpreter, which a venv's
+    packages are not in, so their folders are added with a .pth file instead."""
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     py = bindir / ("python.exe" if os.name == "nt" else "python")
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    ours = [p for p in sys.path if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    (Path(purelib) / "_outer_site.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
     r = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     exe = ".exe" if os.name == "nt" else ""
     assert (bindir / f"artstyle{exe}").exists() and (bindir / f"artstyle-gui{exe}").exists()
 
-    env = dict(os.environ, ARTSTYLE_DATA_DIR=str(tmp_path / "data"))
+    env = dict(os.environ, ARTSTYLE_DATA_DIR=str(tmp_path / "data"), ARTSTYLE_LOG_DIR=str(tmp_path / "logs"))
     env.pop("PYTHONPATH", None)
     r = subprocess.run([str(bindir / f"artstyle-gui{exe}"), "--version"], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path, env=env)
