@@ -97,7 +97,12 @@ def test_symlinked_folder_outside_root_followed_or_not(tmp_path: Path):
     touch(root, "r.png")
     os.symlink(outside, root / "linked")
     os.symlink(outside / "o.png", root / "file_link.png")
-    assert rels(root) == ["file_link.png", "linked/o.png", "r.png"]
+    os.symlink(root / "r.png", root / "inside_link.png")
+    errors: list[tuple[str, str]] = []
+    assert rels(root, on_error=lambda r, why: errors.append((r, why))) == ["inside_link.png", "r.png"]
+    assert [r for r, _ in errors] == ["file_link.png", "linked"]  # outside: skipped and reported
+    assert all("outside the collection" in why for _, why in errors)
+    assert rels(root, follow_outside_links=True) == ["file_link.png", "inside_link.png", "linked/o.png", "r.png"]
     assert rels(root, follow_symlinks=False) == ["r.png"]
 
 

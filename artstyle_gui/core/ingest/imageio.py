@@ -20,6 +20,24 @@ If the registry is not usable we fall back to plain ``Image.open``. A few
 decoders (TIFF, GIF frames) repeat Pillow's check while loading; that error is
 reported as "image too large" too. Colour transforms are cached per thread
 because LittleCMS transforms are not safe to share between threads.
+
+Decode memory
+-------------
+Pixels are not the whole story: Pillow holds 1 byte per pixel for modes
+``1``/``L``/``P``, 2 for ``I;16``, 4 for ``I``/``F`` and for every multi-band
+mode (``LA``, ``RGB``, ``RGBA``, ``CMYK``, ...), and some decoders hold a
+second copy (a TIFF strip or tile buffer; libwebp, libheif and libavif decode
+into a buffer of their own). :func:`decode_cost` computes what decoding one
+file needs from its header (after ``draft``, so a JPEG costs its reduced
+size), and everything after the decode (mode conversion, colour management,
+the box reduction) runs in strips of about :data:`STRIP_PIXELS`, so it adds
+a bounded amount whatever the image size. One process-wide budget
+(:data:`DEFAULT_DECODE_MEMORY_MB`, ``ARTSTYLE_DECODE_MEMORY_MB``,
+:func:`set_decode_memory_mb`) bounds the decoding threads together: an image
+that alone needs more is refused with a reason ("image too large to decode
+within the memory budget ..."), and a thread whose image does not fit next to
+the ones being decoded waits for them (first come, first served). The cap is
+per process, so more decode threads share it instead of multiplying it.
 """
 
 from __future__ import annotations
@@ -30,6 +48,9 @@ import os
 import struct
 import threading
 import zlib
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
@@ -53,6 +74,11 @@ except Exception:  # pragma: no cover
 
 #: images larger than this (megapixels) are skipped with a reason (Settings.max_megapixels, --max-megapixels)
 DEFAULT_MAX_MEGAPIXELS = 400.0
+#: the memory (MB) all decoding threads of a process may use together (see "Decode memory" above); a
+#: 400 MP PNG in any mode fits (RGB/RGBA/CMYK: about 1.7 GB), a 400 MP single-strip TIFF does not
+DEFAULT_DECODE_MEMORY_MB = 2048
+#: rows of about this many pixels are converted at a time after the decode
+STRIP_PIXELS = 1 << 21
 _BASE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     _BASE_EXTENSIONS + ((".heic", ".heif") if _HEIF else ()) + ((".avif",) if _AVIF else ())
@@ -81,6 +107,124 @@ _tls = threading.local()
 def heif_available() -> bool:
     """True when HEIC/HEIF files can be decoded (``pillow-heif`` is installed)."""
     return _HEIF
+
+
+# ---------------------------------------------------------------------------
+# Decode memory
+
+
+class _DecodeBudget:
+    """Bytes that the decodes of this process may hold together; reservations are granted first come,
+    first served (a large image is not starved by a stream of small ones)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        nbytes = min(nbytes, self.limit)  # the caller refused larger ones; a lowered limit must not deadlock
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while self._queue[0] is not ticket or (self._used and self._used + nbytes > self.limit):
+                    self._cond.wait()
+            except BaseException:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
+                raise
+            self._queue.popleft()
+            self._used += nbytes
+            self._cond.notify_all()  # the next in line may fit too
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= nbytes
+                self._cond.notify_all()
+
+
+def _budget_from_env() -> int:
+    try:
+        mb = float(os.environ.get("ARTSTYLE_DECODE_MEMORY_MB", "") or DEFAULT_DECODE_MEMORY_MB)
+    except ValueError:
+        mb = DEFAULT_DECODE_MEMORY_MB
+    return int(max(mb, 1.0) * 2**20) if math.isfinite(mb) else DEFAULT_DECODE_MEMORY_MB * 2**20
+
+
+_BUDGET = _DecodeBudget(_budget_from_env())
+
+
+def decode_memory_mb() -> float:
+    """The process-wide decode memory budget in MB (all decoding threads together)."""
+    return _BUDGET.limit / 2**20
+
+
+def set_decode_memory_mb(mb: float | None) -> None:
+    """Set the process-wide decode memory budget (MB; None: ``ARTSTYLE_DECODE_MEMORY_MB`` or the default)."""
+    if mb is not None and not (isinstance(mb, (int, float)) and math.isfinite(mb) and mb >= 1):
+        raise ValueError(f"decode memory must be a number of MB >= 1, not {mb!r}")
+    with _BUDGET._cond:
+        _BUDGET.limit = _budget_from_env() if mb is None else int(mb * 2**20)
+        _BUDGET._cond.notify_all()
+
+
+_FOUR_BYTE_MODES = frozenset({"I", "F", "LA", "La", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """What Pillow holds per pixel of an image in ``mode`` (multi-band 8-bit modes are padded to 4)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16") or mode in ("BGR;15", "BGR;16"):
+        return 2
+    if mode == "BGR;24":
+        return 3
+    return 4 if mode in _FOUR_BYTE_MODES else 8  # an unknown mode: assume the worst
+
+
+def _decoder_extra(im: Image.Image) -> int:
+    """Bytes a decoder holds besides the image: a TIFF strip or tile, the whole picture for WebP (libwebp
+    keeps two RGBA frames and hands over a third copy) and HEIF/AVIF (decoded into their own buffer)."""
+    w, h = im.size
+    fmt = (im.format or "").upper()
+    if fmt == "WEBP":
+        return 12 * w * h
+    if fmt in ("HEIF", "HEIC", "AVIF"):
+        return 8 * w * h
+    if fmt != "TIFF":
+        return 0
+    tags = getattr(im, "tag_v2", None)
+    try:
+        spp = int(tags.get(277, 1)) if tags is not None else 4
+        bits = tags.get(258, (8,)) if tags is not None else (32,)
+        bits = tuple(bits) if isinstance(bits, (tuple, list)) else (int(bits),)
+        pixel_bits = sum(bits) if len(bits) == spp else bits[0] * spp
+        if tags is not None and 322 in tags and 323 in tags:  # tiled
+            return math.ceil(int(tags[322]) * pixel_bits / 8) * int(tags[323])
+        rows = int(tags.get(278, h)) if tags is not None else h
+        return math.ceil(w * pixel_bits / 8) * max(1, min(rows, h))
+    except (TypeError, ValueError, AttributeError):
+        return 4 * w * h  # unreadable tags: as if one strip of 32-bit pixels
+
+
+def decode_cost(im: Image.Image, factor: int = 1) -> int:
+    """Bytes that decoding ``im`` (opened, not loaded; after ``draft``) and making the reduced RGB result
+    needs: the decoded pixels, the decoder's own buffer, the result and its copies (transposed, trimmed,
+    resized; reduced ``factor`` times), and the temporaries of one conversion strip."""
+    w, h = im.size
+    decoded = w * h * bytes_per_pixel(im.mode) + _decoder_extra(im)
+    out = math.ceil(w / factor) * math.ceil(h / factor) * 4
+    # one strip's temporaries: 32-bit and float data go through float64 copies, 16-bit through uint32 ones
+    strip = min(w * h, max(w, STRIP_PIXELS)) * (48 if im.mode in ("I", "F") else 16)
+    return decoded + 3 * out + strip
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
 
 
 @dataclass
@@ -359,6 +503,25 @@ def _decode_stream(
             im.draft("RGB", request)
         except Exception:
             pass
+    # the size and mode load() decodes (after draft) -> the memory it needs (see "Decode memory")
+    factor = _reduce_factor(im.size, need, longest) if need else 1
+    cost = decode_cost(im, factor)
+    if cost > _BUDGET.limit:
+        raise DecodeError(f"image too large to decode within the memory budget (needs about {_fmt_bytes(cost)} "
+                          f"for {im.size[0]:,} x {im.size[1]:,} pixels of mode {im.mode}; the budget is "
+                          f"{_fmt_bytes(_BUDGET.limit)})", path)
+    with _BUDGET.reserve(cost):
+        try:
+            return _decode_loaded(im, path, w, h, mp, icc, need, side, longest, trim)
+        finally:
+            try:  # the decoded pixels go before the reservation does
+                im.close()
+            except Exception:
+                pass
+
+
+def _decode_loaded(im: ImageFile.ImageFile, path: str | None, w: int, h: int, mp: float, icc: bytes | None,
+                   need: int | None, side: int | None, longest: bool, trim: float | None) -> DecodedImage:
     try:
         im.load()  # first frame of animated GIF / multi-page TIFF
     except Image.DecompressionBombError as exc:  # TIFF/GIF re-check Pillow's global limit
@@ -367,8 +530,7 @@ def _decode_stream(
     # Read after load(): PNG eXIf may follow the pixel data, and recent Pillow
     # applies TIFF orientation itself while loading (and then drops the tag).
     orientation = _orientation(im)
-    img = _reduce(_normalise_mode(im), need, longest) if need else _normalise_mode(im)
-    img = _to_srgb(img, icc)
+    img = _to_rgb_reduced(im, _reduce_factor(im.size, need, longest) if need else 1, icc)
     if orientation in _ORIENTATION:
         img = img.transpose(_ORIENTATION[orientation])
     original = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
@@ -426,21 +588,51 @@ def _draft_request(w: int, h: int, side: int, longest: bool) -> tuple[int, int] 
     return max(1, math.ceil(w * side / ref)), max(1, math.ceil(h * side / ref))
 
 
-def _reduce(img: Image.Image, side: int, longest: bool) -> Image.Image:
-    """Cheap integer box reduction, keeping >= 2x headroom for the final LANCZOS resize."""
-    ref = max(img.size) if longest else min(img.size)
-    factor = ref // (2 * side)
+def _reduce_factor(size: tuple[int, int], side: int, longest: bool) -> int:
+    """The integer box reduction that keeps >= 2x headroom for the final LANCZOS resize (1: none)."""
+    ref = max(size) if longest else min(size)
+    return max(1, ref // (2 * side))
+
+
+def _reduce(img: Image.Image, factor: int) -> Image.Image:
+    """Cheap integer box reduction by ``factor`` (unchanged for 1, or a mode without reduce support)."""
     try:
         return img.reduce(factor) if factor >= 2 else img
     except (ValueError, NotImplementedError):  # mode without reduce support
         return img
 
 
-def _normalise_mode(img: Image.Image) -> Image.Image:
-    """Map any Pillow mode to 8-bit L/LA/RGB/RGBA (or CMYK/YCbCr/LAB/... for _to_srgb)."""
+def _to_rgb_reduced(im: Image.Image, factor: int, icc: bytes | None) -> Image.Image:
+    """The decoded ``im`` as sRGB RGB, reduced ``factor`` times: converted, reduced and colour-managed in
+    strips of about :data:`STRIP_PIXELS` whose height is a multiple of ``factor``, so the result is exactly
+    that of converting the whole image at once while the temporaries stay the size of one strip (a 16-bit
+    or float image used to need 12-27 bytes per pixel on top of the decoded one)."""
+    w, h = im.size
+    extrema = _high_depth_extrema(im)  # 32-bit/float data is scaled by the whole image's range
+    rows = max(factor, (STRIP_PIXELS // max(1, w)) // factor * factor)
+    if rows >= h:
+        return _to_srgb(_reduce(_normalise_mode(im, extrema), factor), icc)
+    out: Image.Image | None = None
+    fr = factor
+    for y in range(0, h, rows):
+        y1 = min(h, y + rows)
+        strip = im.crop((0, y, w, y1))
+        part = _to_srgb(_reduce(_normalise_mode(strip, extrema), factor), icc)
+        if out is None:
+            fr = factor if part.size != strip.size else 1  # 1: the mode could not be reduced
+            out = Image.new("RGB", (part.size[0], -(-h // fr)))
+        del strip
+        out.paste(part, (0, y // fr))
+    assert out is not None
+    return out
+
+
+def _normalise_mode(img: Image.Image, extrema: tuple[float, float] | None = None) -> Image.Image:
+    """Map any Pillow mode to 8-bit L/LA/RGB/RGBA (or CMYK/YCbCr/LAB/... for _to_srgb). ``extrema``: the
+    range of the whole image when ``img`` is a strip of a 32-bit or float one (:func:`_high_depth_extrema`)."""
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return _high_depth_to_l(img)
+        return _high_depth_to_l(img, extrema)
     if mode == "1":
         return img.convert("L")
     if mode in ("P", "PA"):
@@ -451,14 +643,34 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     return img.convert({"La": "LA", "RGBa": "RGBA", "RGBX": "RGB"}[mode]) if mode in ("La", "RGBa", "RGBX") else img
 
 
-def _high_depth_to_l(img: Image.Image) -> Image.Image:
-    """16/32-bit integer or float greyscale -> 8-bit 'L', scaled rather than clipped."""
+def _high_depth_extrema(im: Image.Image) -> tuple[float, float] | None:
+    """(min, max) of a 32-bit integer or float image (NaN and infinities count as 0), read in strips;
+    None for other modes."""
+    if im.mode not in ("I", "F"):
+        return None
+    w, h = im.size
+    rows = max(1, STRIP_PIXELS // max(1, w))
+    lo, hi = math.inf, -math.inf
+    for y in range(0, h, rows):
+        arr = np.nan_to_num(np.asarray(im.crop((0, y, w, min(h, y + rows)))).astype(np.float64),
+                            nan=0.0, posinf=0.0, neginf=0.0)
+        if arr.size:
+            lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
+    return (lo, hi) if lo <= hi else (0.0, 0.0)
+
+
+def _high_depth_to_l(img: Image.Image, extrema: tuple[float, float] | None = None) -> Image.Image:
+    """16/32-bit integer or float greyscale -> 8-bit 'L', scaled rather than clipped (32-bit and float
+    by ``extrema``, the value range of the whole image, when given)."""
     arr = np.asarray(img)
     if img.mode.startswith("I;16"):
         out = (arr.astype(np.uint32) * 255 + 32767) // 65535
     else:
         arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if extrema is not None:
+            lo, hi = extrema
+        else:
+            lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if img.mode == "F" and lo >= 0 and hi <= 1.0:
             out = arr * 255.0  # normalised float data
         elif lo >= 0 and hi <= 255:
@@ -466,7 +678,7 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
         elif lo >= 0 and hi <= 65535:
             out = arr * (255.0 / 65535.0)  # 16-bit samples stored in a 32-bit image
         else:
-            out = (arr - lo) * (255.0 / (hi - lo))
+            out = (arr - lo) * (255.0 / ((hi - lo) or 1.0))
         out = np.rint(out)
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 

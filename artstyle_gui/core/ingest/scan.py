@@ -3,8 +3,10 @@
 :func:`iter_image_files` walks the tree with :func:`os.scandir` (one system
 call per directory; cached ``DirEntry`` types avoid a ``stat`` per non-image
 file), yields files in a stable order (entries sorted by name, depth first),
-skips hidden names, follows symbolic links to folders without ever looping,
-and reports unreadable folders through a callback instead of failing.
+skips hidden names, follows symbolic links that stay inside the collection
+folder without ever looping (links that lead outside it only when asked:
+``Settings.follow_links``), and reports unreadable folders, broken links,
+loops and links left outside through a callback instead of failing.
 
 File names that are not valid UTF-8 on POSIX arrive from ``os.scandir`` as
 ``str`` with surrogate escapes (PEP 383); they are kept as such, so
@@ -40,6 +42,7 @@ def iter_image_files(
     *,
     extensions: Iterable[str] = IMAGE_EXTENSIONS,
     follow_symlinks: bool = True,
+    follow_outside_links: bool = False,
     on_error: Callable[[str, str], None] | None = None,
 ) -> Iterator[ScannedFile]:
     """Yield every image file below ``root`` in deterministic order.
@@ -47,9 +50,14 @@ def iter_image_files(
     * Extensions match case-insensitively (``.JPG`` counts as ``.jpg``).
     * Files and folders whose name starts with ``.`` are skipped.
     * With ``follow_symlinks`` symbolic links to files and folders are
-      followed; each real folder (``st_dev``, ``st_ino``) is scanned at most
-      once, so link loops terminate and aliases give no duplicates. Without
-      it, symbolic links are ignored altogether.
+      followed when their target (resolved: :func:`os.path.realpath`) lies
+      inside ``root``; a link that leads outside it is skipped and reported
+      (``on_error(relpath, "symbolic link leads outside the collection ...")``)
+      unless ``follow_outside_links`` (``ln -s / everything`` must not index
+      the whole file system). Each real folder (``st_dev``, ``st_ino``) is
+      scanned at most once, so link loops terminate and aliases give no
+      duplicates. Without ``follow_symlinks``, symbolic links are ignored
+      altogether.
     * Problems below the root (unreadable folder, broken link, file vanished
       during the scan) are reported as ``on_error(relpath, reason)`` and
       skipped. A root that is missing, not a folder or unreadable raises
@@ -72,6 +80,20 @@ def iter_image_files(
         raise ArtStyleError(f"Cannot read folder {root_str}: {_reason(exc)}") from exc
 
     visited = {(root_stat.st_dev, root_stat.st_ino)}
+    root_real = os.path.normcase(os.path.realpath(root_str))
+
+    def outside(path: str) -> str | None:
+        """The target of the link at ``path`` when it lies outside the root (None: inside)."""
+        if follow_outside_links:
+            return None
+        real = os.path.realpath(path)
+        try:
+            if os.path.commonpath([root_real, os.path.normcase(real)]) == root_real:
+                return None
+        except ValueError:  # another drive (Windows)
+            pass
+        return real
+
     # Depth-first with an explicit stack (no recursion limit on deep trees):
     # each frame is (relative prefix, iterator over that folder's sorted entries).
     stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", iter(root_entries))]
@@ -86,7 +108,7 @@ def iter_image_files(
             continue
         rel = prefix + name
         try:
-            is_link = entry.is_symlink()
+            is_link = entry.is_symlink() or _is_junction(entry)
             if is_link and not follow_symlinks:
                 continue
             is_dir = entry.is_dir(follow_symlinks=True)
@@ -98,6 +120,9 @@ def iter_image_files(
                 st = os.stat(entry.path)
             except OSError as exc:
                 report(rel, _reason(exc))
+                continue
+            if is_link and (target := outside(entry.path)) is not None:
+                report(rel, _outside_reason(target, "folder"))
                 continue
             key = (st.st_dev, st.st_ino)
             if key in visited:
@@ -120,8 +145,23 @@ def iter_image_files(
         except OSError as exc:
             report(rel, _reason(exc))
             continue
-        if stat.S_ISREG(st.st_mode):
-            yield ScannedFile(rel, st.st_size, st.st_mtime_ns)
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if is_link and (target := outside(entry.path)) is not None:
+            report(rel, _outside_reason(target, "file"))
+            continue
+        yield ScannedFile(rel, st.st_size, st.st_mtime_ns)
+
+
+def _is_junction(entry: os.DirEntry[str]) -> bool:
+    """A Windows junction (a link to a folder that is not a symbolic link; Python >= 3.12 tells)."""
+    is_junction = getattr(entry, "is_junction", None)
+    return bool(is_junction and is_junction())
+
+
+def _outside_reason(target: str, what: str) -> str:
+    return (f"symbolic link leads outside the collection (to the {what} {target}): not followed; "
+            "the follow-links setting follows it")
 
 
 def _sorted_entries(path: str) -> list[os.DirEntry[str]]:
