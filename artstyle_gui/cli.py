@@ -8,18 +8,70 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
 from . import __version__
 from .core.analysis.parts import PARTS
 from .core.analysis.topics import TOPIC_INPUTS
-from .core.errors import ArtStyleError, IndexCorrupt
+from .core.errors import ArtStyleError, IndexCorrupt, IndexMissing
 from .core.ingest.backbones import DEFAULT_BACKBONE, IMAGENET_BACKBONE, REGISTRY
 from .core.ingest.imageio import DEFAULT_MAX_MEGAPIXELS
 from .core.progress import Progress, ProgressGen, stage_label
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of the output went away (`artstyle topics ... | head -1`)
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print on a terminal: control characters (C0 with newline and tab, ESC, DEL, C1),
+    other non-printable characters and lone surrogates are shown as escapes (``\\x1b``, ``\\n``, ``\\u202e``);
+    a byte of a non-UTF-8 file name (PEP 383 surrogate) as ``\\xNN``. File names and labels are printed
+    through it, so a name cannot retitle or garble the terminal. JSON output (--json) stays exact."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    out = []
+    for ch in s:
+        if ch.isprintable():
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":  # a raw byte of a non-UTF-8 name
+            out.append(f"\\x{ord(ch) - 0xdc00:02x}")
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
+def _int_in(lo: int, hi: int | None, what: str):
+    """An argparse type: a whole number from ``lo`` to ``hi`` (None: no upper bound)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number (got {text!r})") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{what} must be {lo:,} or more (got {v:,})" if hi is None else
+                                             f"{what} must be from {lo:,} to {hi:,} (got {v:,})")
+        return v
+    return parse
+
+
+def _positive_float(what: str, hi: float | None = None):
+    """An argparse type: a finite number above 0 (at most ``hi``)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number (got {text!r})") from None
+        if not (math.isfinite(v) and v > 0) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{what} must be a number above 0" + (f" and at most {hi:g}" if hi
+                                                                                  else "") + f" (got {text})")
+        return v
+    return parse
 
 
 def _parse_blend(text: str) -> dict[str, float]:
@@ -33,7 +85,15 @@ def _parse_blend(text: str) -> dict[str, float]:
             example = ",".join(f"{p}={w:g}" for p, w in zip(PARTS, (1, 0.5, 0.25, 0.1)))
             raise argparse.ArgumentTypeError(f"blend must look like {example} (parts: {', '.join(PARTS)}; "
                                              f"got {item!r})")
-        out[key] = float(val)
+        try:
+            w = float(val)
+        except ValueError:
+            w = float("nan")
+        if not (math.isfinite(w) and w >= 0):
+            raise argparse.ArgumentTypeError(f"a blend weight must be a finite number of 0 or more (got {item!r})")
+        out[key] = w
+    if out and not any(w > 0 for w in out.values()) and set(out) >= set(PARTS):
+        raise argparse.ArgumentTypeError("at least one blend weight must be above 0")
     return out
 
 
@@ -111,9 +171,18 @@ def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument("folder", type=Path, help="the painting collection (never written to)")
     g = p.add_argument_group("index and labels")
     g.add_argument("--index-dir", type=Path, help="where the index lives (default: per-user data dir)")
-    g.add_argument("--labels", type=Path, help="labels CSV (path, artist, title, year, style, ...); "
-                                                "default: labels.csv in the folder if present")
-    g.add_argument("--artist-from-folder", action="store_true", help="take the artist from the parent folder name")
+    lab = g.add_mutually_exclusive_group()
+    lab.add_argument("--labels", type=Path,
+                     help="labels CSV (path, artist, title, year, style, ...); `index` remembers it with the index "
+                          "until another is given or --no-labels; default: the remembered one, else labels.csv in "
+                          "the folder if present")
+    lab.add_argument("--no-labels", action="store_true",
+                     help="no labels CSV (`index` clears the stored labels and forgets the remembered CSV)")
+    g.add_argument("--artist-from-folder", action=argparse.BooleanOptionalAction, default=None,
+                   help="take the artist from the parent folder name (remembered by `index`)")
+    g.add_argument("--follow-links", action=argparse.BooleanOptionalAction, default=None,
+                   help="follow symbolic links that lead outside the collection folder (default: no; links inside "
+                        "it are always followed; remembered)")
     g = p.add_argument_group("features")
     g.add_argument("--backbone", choices=list(REGISTRY), help=f"CNN (default {DEFAULT_BACKBONE}: the art style model, "
                                                                   "offline; effnet-lite0: ImageNet features)")
@@ -127,17 +196,19 @@ def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
                    help="what runs the network on the CPU (default auto: ONNX Runtime when installed, else "
                         "torch; both give the same features; for this command)")
     g.add_argument("--no-trim", action="store_true", help="do not trim uniform borders (letterbox bars)")
-    g.add_argument("--max-megapixels", type=float, help=f"skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g})")
-    g.add_argument("--batch-size", type=int)
+    g.add_argument("--max-megapixels", type=_positive_float("--max-megapixels"),
+                   help=f"skip images larger than this (default {DEFAULT_MAX_MEGAPIXELS:g})")
+    g.add_argument("--batch-size", type=_int_in(1, 4096, "--batch-size"), help="images per batch of the network")
     g = p.add_argument_group("analysis")
     g.add_argument("--blend", type=_parse_blend, help="search blend, e.g. deep=1,texture=0.5,colour=0.25")
     g.add_argument("--metric", choices=["cosine", "euclidean"])
-    g.add_argument("--pca", type=int, help="PCA components of the deep part (default 128)")
+    g.add_argument("--pca", type=_int_in(1, 4096, "--pca"), help="PCA components of the deep part (default 128)")
     g.add_argument("--topic-input", choices=list(TOPIC_INPUTS),
                    help="LDA input: style (soft style codes of the deep feature; the art model's default), bovw "
                         "(visual words + colour; the ImageNet default) or pca")
     g.add_argument("--k", type=_parse_k, default=argparse.SUPPRESS, help="number of topics, or 'auto'")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"),
+                   help="random seed of PCA, topics and the neighbour index (0 to 4294967295)")
     g.add_argument("--space", choices=["base", "adapted"],
                    help="neighbours and topics in the base space or the style adapter's (see `artstyle adapt`)")
 
@@ -159,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("similar", help="nearest neighbours of a painting in the collection or of any image")
     _common(p)
     p.add_argument("query", help="a painting in the collection (path relative to the folder) or any image file")
-    p.add_argument("-k", "-n", "--count", dest="count", type=int, default=10, help="number of neighbours")
+    p.add_argument("-k", "-n", "--count", dest="count", type=_int_in(1, None, "-k"), default=10,
+                   help="number of neighbours")
     p.add_argument("--json", action="store_true", help="print JSON")
     g = p.add_argument_group("more like this, but... (search in topic space)")
     g.add_argument("--raise", dest="raise_", metavar="TOPIC[=AMOUNT]", type=_parse_adjust, action="append",
@@ -173,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", help="fit or show the style topics, and name them")
     _common(p)
-    p.add_argument("--top", type=int, default=5, help="paintings listed per topic")
+    p.add_argument("--top", type=_int_in(0, None, "--top"), default=5, help="paintings listed per topic")
     p.add_argument("--name", metavar="TOPIC=NAME", type=_parse_name, action="append", default=[],
                    help='name a topic, e.g. --name 3="Dark portraits" (kept with the index; 3= clears); repeatable')
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -203,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="precision@K / mAP@K of neighbours and NMI of topics against a label")
     _common(p)
     p.add_argument("--label", required=True, help="label column, e.g. style or artist")
-    p.add_argument("--at", type=int, default=10, help="K of precision@K (default 10)")
+    p.add_argument("--at", type=_int_in(1, None, "--at"), default=10, help="K of precision@K (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("problems", help="list files that could not be read, with reasons")
@@ -217,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["supcon", "triplet"], default="supcon",
                    help="supervised contrastive (default) or batch-hard triplet")
     p.add_argument("--holdout", type=float, default=0.2, help="fraction of every label held out (default 0.2)")
-    p.add_argument("--epochs", type=int, help="most epochs (default 80; training stops early on held-out P@10)")
-    p.add_argument("--max-seconds", type=float, help="time budget of the training (default 100)")
+    p.add_argument("--epochs", type=_int_in(1, None, "--epochs"),
+                   help="most epochs (default 80; training stops early on held-out P@10)")
+    p.add_argument("--max-seconds", type=_positive_float("--max-seconds"),
+                   help="time budget of the training (default 100)")
     p.add_argument("--no-local", action="store_true", help="texture head without the local-map statistics")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -226,14 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "the result is a selectable backbone")
     _common(p, device=False)
     p.add_argument("--label", required=True, help="label column to learn from: artist, style or any CSV column")
-    p.add_argument("--stages", type=int, help="trained stages: effnet-lite0 last N of 16 blocks (default 5), "
-                                              "resnet50 last N of 4 layers")
-    p.add_argument("--epochs", type=int, help="most epochs (default 12; stops early on held-out P@10)")
-    p.add_argument("--train-batch", type=int, help="training batch size (default 32)")
-    p.add_argument("--lr", type=float, help="learning rate of the new classifier head (default 1e-3)")
+    p.add_argument("--stages", type=_int_in(1, None, "--stages"),
+                   help="trained stages: effnet-lite0 last N of 16 blocks (default 5), resnet50 last N of 4 layers")
+    p.add_argument("--epochs", type=_int_in(1, None, "--epochs"),
+                   help="most epochs (default 12; stops early on held-out P@10)")
+    p.add_argument("--train-batch", type=_int_in(1, 4096, "--train-batch"), help="training batch size (default 32)")
+    p.add_argument("--lr", type=_positive_float("--lr", 10.0),
+                   help="learning rate of the new classifier head (default 1e-3)")
     p.add_argument("--holdout", type=float, default=0.2, help="fraction of every label held out (default 0.2)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    p.add_argument("--max-seconds", type=float, help="time budget of the epochs (best epoch kept)")
+    p.add_argument("--max-seconds", type=_positive_float("--max-seconds"),
+                   help="time budget of the epochs (best epoch kept)")
     p.add_argument("--name", help="name of the fine-tuned backbone (default: backbone-label-folder-date)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -249,11 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args, index_dir_saved):
+    from dataclasses import replace
+
     from .core.model import Settings
 
     st = Settings()
-    if index_dir_saved is not None:
-        st = index_dir_saved
+    if index_dir_saved is not None:  # a copy: the remembered settings are compared with these
+        st = replace(index_dir_saved, blend=dict(index_dir_saved.blend))
     if args.backbone and args.backbone != st.backbone:
         from .core.model import with_backbone
 
@@ -267,6 +346,8 @@ def _settings(args, index_dir_saved):
             from .core.model import with_backbone
 
             st = with_backbone(st, base, st.weights_file)
+    if getattr(args, "follow_links", None) is not None:
+        st.follow_links = args.follow_links
     if getattr(args, "net_device", None):
         st.device = args.net_device
     if args.runtime:
@@ -294,31 +375,67 @@ def _settings(args, index_dir_saved):
     return st
 
 
+#: the commands that change the index (and remember the settings given); the others only read it, and
+#: write nothing (no settings, no labels; a derived cache such as a map layout at best) unless they are
+#: given settings that differ from the remembered ones (then those are remembered, as by `index`)
+WRITING_COMMANDS = ("index", "adapt", "finetune")
+
+
+def _writes(args) -> bool:
+    return args.command in WRITING_COMMANDS or (args.command == "topics" and bool(args.name))
+
+
+def _machine_free(st):
+    """Settings without where the network runs (this computer's choice, never kept in the index)."""
+    from dataclasses import replace
+
+    return replace(st, device="auto", runtime="auto") if st is not None else None
+
+
 def open_collection(args):
+    """The collection of ``args.folder`` with the settings given over the remembered ones. A command that
+    only reads opens the index read-only: it must exist (nothing is created) and nothing is written."""
     from .core.derived import read_saved_settings
     from .core.index.collection import Collection
+    from .core.ingest.labels import read_labels_csv
     from .core.ingest.store import IndexStore, index_dir_for
+    from .core.model import Settings
 
     idx = args.index_dir or index_dir_for(Path(args.folder))
     saved = None
-    db = Path(idx) / "index.sqlite"
-    if db.exists():
+    if args.command not in ("index", "finetune") and not (Path(idx) / "index.sqlite").is_file():  # nothing created
+        if not Path(args.folder).is_dir():
+            raise ArtStyleError(f"{printable(args.folder)} is not a folder.")
+        raise IndexMissing(f"No index of {printable(args.folder)} at {printable(idx)}. Run `artstyle index` first.")
+    if (Path(idx) / "index.sqlite").is_file():
         s = IndexStore(Path(idx), readonly=True)
         try:
             saved = read_saved_settings(s)
         except (ArtStyleError, IndexCorrupt) as e:  # unusable: the options given (or defaults) replace them
-            print(f"artstyle: warning: ignoring the saved settings of {idx}: {e}", file=sys.stderr)
+            print(f"artstyle: warning: ignoring the saved settings of {printable(idx)}: {printable(e)}",
+                  file=sys.stderr)
         finally:
             s.close()
     st = _settings(args, saved)
+    st.validate()  # every option checked before anything is saved
+    if args.labels is not None:  # a labels CSV that cannot be read is an error before anything is written
+        read_labels_csv(args.labels, Path(args.folder))
+    write = _writes(args) or _machine_free(st) != _machine_free(saved if saved is not None else Settings())
     col = Collection(args.folder, settings=st, index_dir=args.index_dir, labels_csv=args.labels,
-                     artist_from_folder=args.artist_from_folder)
-    col.files.save_settings()
+                     artist_from_folder=args.artist_from_folder, clear_labels=args.no_labels, readonly=not write)
+    if write:
+        col.files.save_settings()
+    if col.labels_choice.note:
+        print(f"artstyle: warning: {printable(col.labels_choice.note)}", file=sys.stderr)
     return col
 
 
+#: the stages whose progress bar shows a rate and an ETA (images per second)
+RATE_STAGES = ("extract", "finetune-read")
+
+
 class _Bar:
-    """tqdm progress bar per stage, with counts, rate and ETA."""
+    """tqdm progress bar per stage, with counts, and rate and ETA where they mean something."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -333,14 +450,25 @@ class _Bar:
         if p.stage != self.stage:
             self.close()
             self.stage = p.stage
-            unit = "img" if p.stage in ("scan", "extract") else "step"
-            self.bar = tqdm(total=p.total, desc=stage_label(p.stage), unit=unit, leave=p.stage == "extract",
-                            file=sys.stderr, dynamic_ncols=True)
+            rate = p.stage in RATE_STAGES
+            # a rate only where the units are alike and counted from the start (images read): a stage whose
+            # first event arrives with its count done (the scan) or whose steps differ shows none
+            fmt = None if rate else ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+                                     if p.total else "{desc}: {n_fmt} [{elapsed}{postfix}]")
+            self.bar = tqdm(total=p.total, desc=stage_label(p.stage), unit="img" if rate else "step",
+                            leave=p.stage == "extract", file=sys.stderr, dynamic_ncols=True, bar_format=fmt,
+                            initial=p.done)
         if self.bar is not None:
             if p.total is not None and self.bar.total != p.total:
                 self.bar.total = p.total
-            self.bar.n = p.done
-            self.bar.set_postfix_str(p.message[:60], refresh=False)
+                if self.bar.bar_format and "{bar}" not in self.bar.bar_format:  # the total became known
+                    self.bar.bar_format = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                           "[{elapsed}{postfix}]")
+            if p.done >= self.bar.n:
+                self.bar.update(p.done - self.bar.n)
+            else:
+                self.bar.n = p.done
+            self.bar.set_postfix_str(printable(p.message[:60]), refresh=False)
             self.bar.refresh()
 
     def close(self) -> None:
@@ -362,47 +490,89 @@ def drive(gen: ProgressGen, quiet: bool = False):
         gen.close()
 
 
-def _ensure_analysis(col, quiet):
+def _ensure_analysis(col, quiet, args=None):
     an = col.load_analysis()
     if an is None:
         if not col.ok_records():
-            raise ArtStyleError(f"{col.root} has no indexed paintings yet. Run `artstyle index {col.root}` first.")
+            raise ArtStyleError(f"{col.root} has no indexed paintings yet. Run `artstyle index` first.")
         an = drive(col.analyse(), quiet)
     if an is not None and getattr(col, "space_problem", None):  # --space adapted without an adapter
-        print(f"artstyle: warning: showing the base space: {col.space_problem}", file=sys.stderr)
+        print(f"artstyle: warning: showing the base space: {printable(col.space_problem)}", file=sys.stderr)
+    if an is not None and args is not None and _labels_given(args) and args.command != "index":
+        an = _with_given_labels(col, an)
     return an
+
+
+def _labels_given(args) -> bool:
+    return args.labels is not None or args.no_labels or args.artist_from_folder is not None
+
+
+def _with_given_labels(col, an):
+    """The analysis with the labels given on the command line (for this command: `index` stores them)."""
+    from dataclasses import replace
+
+    table = col.labels_for(an.relpaths)
+    keep = col.labels_choice.keep_stored  # the remembered CSV is gone: the stored labels (+ the folder's artist)
+    labels = [{**table[p], **an.labels[i]} if keep else table[p] for i, p in enumerate(an.relpaths)]
+    _report_labels(col)
+    if labels == an.labels:
+        return an
+    base = an.base
+    if base is not None:
+        rows = {p: i for i, p in enumerate(an.relpaths)}
+        base = replace(base, labels=[labels[rows[p]] if p in rows else base.labels[j]
+                                     for j, p in enumerate(base.relpaths)])
+    an = replace(an, labels=labels, base=base)
+    col.analysis = an  # what the command goes on with (export, map)
+    return an
+
+
+def _report_labels(col) -> None:
+    """Notes of the last read of the labels CSV (rows skipped: how many, the first reasons), on stderr once."""
+    from .core.ingest.labels import warnings_summary
+
+    notes, col.labels_warnings = col.labels_warnings, []
+    for line in warnings_summary(notes, col.labels_csv):
+        print(f"artstyle: warning: {printable(line)}", file=sys.stderr)
 
 
 def cmd_index(args) -> int:
     with open_collection(args) as col:
         if col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file and not args.backbone:
-            where = f" --index-dir {args.index_dir}" if args.index_dir else ""
             print(f"artstyle: note: this collection uses the older ImageNet features ({IMAGENET_BACKBONE}); "
-                  f"'artstyle index {args.folder}{where} --backbone {DEFAULT_BACKBONE}' re-indexes it with the art "
+                  f"'{_cmd(args, 'index', f' --backbone {DEFAULT_BACKBONE}')}' re-indexes it with the art "
                   "style model (the ImageNet features are kept).", file=sys.stderr)
         rep = drive(col.update(retry_failed=args.retry_failed), args.quiet)
+        _report_labels(col)
         print(rep.summary())
         for path, reason in rep.failed[:20]:
-            print(f"  skipped {path}: {reason}", file=sys.stderr)
+            print(f"  skipped {printable(path)}: {printable(reason)}", file=sys.stderr)
         if len(rep.failed) > 20:
-            print(f"  ... and {len(rep.failed) - 20} more (artstyle problems {args.folder})", file=sys.stderr)
+            print(f"  ... and {len(rep.failed) - 20} more ({_cmd(args, 'problems')})", file=sys.stderr)
         if not args.no_analysis:
             an = drive(col.analyse(force=args.refit), args.quiet)
             if an is None:
                 print("No readable paintings: nothing to analyse.")
             else:
                 k = an.topics.k if an.topics else 0
-                print(f"{an.n:,} paintings indexed; {k} style topics; index at {col.index_dir}")
+                print(f"{an.n:,} paintings indexed; {k} style topics; index at {printable(col.index_dir)}")
                 if an.added_since or an.removed_since:
                     print(_fit_note(an, args))
     return EXIT_OK
+
+
+def _json(obj, **kwargs) -> str:
+    """JSON that strict parsers accept whatever the file names (non-UTF-8 bytes escaped, as in the CSVs)."""
+    from .core.explore.summaries import json_safe
+
+    return json.dumps(json_safe(obj), **kwargs)
 
 
 def _fit_note(an, args) -> str:
     """"Topics fitted on N paintings, M added since" (and how to re-fit)."""
     gone = f", {an.removed_since:,} removed" if an.removed_since else ""
     return (f"Topics fitted on {an.fitted_on:,} paintings, {an.added_since:,} added{gone} since "
-            f"(placed into that fit; 'artstyle index {args.folder} --refit' fits them again).")
+            f"(placed into that fit; '{_cmd(args, 'index', ' --refit')}' fits them again).")
 
 
 def _steering(args) -> bool:
@@ -411,7 +581,7 @@ def _steering(args) -> bool:
 
 def cmd_similar(args) -> int:
     with open_collection(args) as col:
-        an = _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         row = col.find(args.query)
         if _steering(args):
             return _similar_steered(args, col, an, row)
@@ -422,26 +592,26 @@ def cmd_similar(args) -> int:
             res = drive(_wrap(lambda: col.similar_to_file(args.query, args.count)), args.quiet)
             title = f"Nearest to external image {args.query}"
         else:
-            raise ArtStyleError(f"{args.query} is neither a painting of the collection nor an image file.")
+            raise ArtStyleError(f"{printable(args.query)} is neither a painting of the collection nor an image file.")
         if args.json:
-            print(json.dumps([{"path": n.relpath, "score": round(n.score, 5),
+            print(_json([{"path": n.relpath, "score": round(n.score, 5),
                                "shares": {k: round(v, 4) for k, v in n.shares.items()}} for n in res], indent=1))
             return EXIT_OK
         if an.space == "adapted":  # style adapter (core/learn/adapt.py)
             title += " (adapted space)"
-        print(title)
+        print(printable(title))
         widths = {p: max(5, len(p)) for p in PARTS}
         print(f"{'#':>3}  {'score':>6}  " + " ".join(f"{p:>{widths[p]}}" for p in PARTS) + "  path")
         for i, n in enumerate(res, 1):
             shares = " ".join(f"{n.shares.get(p, 0.0):{widths[p]}.0%}" for p in PARTS)
-            print(f"{i:>3}  {n.score:6.3f}  {shares}  {n.relpath}")
+            print(f"{i:>3}  {n.score:6.3f}  {shares}  {printable(n.relpath)}")
     return EXIT_OK
 
 
 def _similar_steered(args, col, an, row) -> int:
     """`similar --raise/--lower/--alpha/--topic-metric`: the topic-space query (core/search.py)."""
     if row is None:
-        raise ArtStyleError(f"{args.query} is not an indexed painting of {col.root}: a topic-space query "
+        raise ArtStyleError(f"{printable(args.query)} is not an indexed painting of {col.root}: a topic-space query "
                             "starts from a painting of the collection.")
     if an.topics is None:
         raise ArtStyleError("This collection has no style topics (too few paintings).")
@@ -458,7 +628,7 @@ def _similar_steered(args, col, an, row) -> int:
     mix = an.topics.mixtures
     names = col.topic_names()
     if args.json:
-        print(json.dumps({"query": an.relpaths[row], "adjust": {str(t + 1): round(d, 4) for t, d in adjust.items()},
+        print(_json({"query": an.relpaths[row], "adjust": {str(t + 1): round(d, 4) for t, d in adjust.items()},
                           "alpha": alpha, "topic_metric": metric,
                           "neighbours": [{"path": n.relpath, "score": round(n.score, 5),
                                           "embedding_similarity": round(sum(n.parts.values()), 5),
@@ -470,15 +640,15 @@ def _similar_steered(args, col, an, row) -> int:
         return EXIT_OK
     how = ", ".join(f"{'raise' if d > 0 else 'lower'} {col.topic_label(t)} ({d:+.2f})"
                     for t, d in sorted(adjust.items())) or "no topic changed"
-    print(f"More like {an.relpaths[row]}, but: {how}  (alpha {alpha:g}, {metric})")
+    print(f"More like {printable(an.relpaths[row])}, but: {printable(how)}  (alpha {alpha:g}, {metric})")
     shown = sorted(adjust) or [int(mix[row].argmax())]
     cols = " ".join(f"{'T' + str(t + 1):>5}" for t in shown)
     print(f"{'#':>3}  {'score':>6}  {'embed':>6}  {cols}  path")
     q = " ".join(f"{mix[row, t]:5.2f}" for t in shown)
-    print(f"{'q':>3}  {'':>6}  {'':>6}  {q}  {an.relpaths[row]}")
+    print(f"{'q':>3}  {'':>6}  {'':>6}  {q}  {printable(an.relpaths[row])}")
     for i, n in enumerate(res, 1):
         m = " ".join(f"{mix[n.row, t]:5.2f}" for t in shown)
-        print(f"{i:>3}  {n.score:6.3f}  {sum(n.parts.values()):6.3f}  {m}  {n.relpath}")
+        print(f"{i:>3}  {n.score:6.3f}  {sum(n.parts.values()):6.3f}  {m}  {printable(n.relpath)}")
     return EXIT_OK
 
 
@@ -491,7 +661,7 @@ def cmd_topics(args) -> int:
     from .core.explore.summaries import topic_summaries
 
     with open_collection(args) as col:
-        an = _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         if an.topics is None:
             if args.name:
                 raise ArtStyleError("This collection has no style topics to name (too few paintings).")
@@ -504,7 +674,7 @@ def cmd_topics(args) -> int:
             col.set_topic_name(t - 1, name or None)
         sums = topic_summaries(an, args.top, names=col.topic_names())
         if args.json:
-            print(json.dumps({"k": an.topics.k, "fitted_on": an.fitted_on, "added_since": an.added_since,
+            print(_json({"k": an.topics.k, "fitted_on": an.fitted_on, "added_since": an.added_since,
                               "removed_since": an.removed_since, "curve": {"k": an.topics.curve_k,
                               "perplexity": an.topics.curve_perplexity},
                               "topics": [s.__dict__ for s in sums]}, indent=1))
@@ -518,10 +688,10 @@ def cmd_topics(args) -> int:
                                                                             an.topics.curve_perplexity)))
         for s in sums:
             arts = ", ".join(f"{a} ({c})" for a, c in s.top_artists) or "-"
-            print(f"\n{col.topic_label(s.topic)}: {s.size} paintings ({s.share:.0%}), mean p={s.mean_probability:.2f}; "
-                  f"artists: {arts}")
+            print(f"\n{printable(col.topic_label(s.topic))}: {s.size} paintings ({s.share:.0%}), "
+                  f"mean p={s.mean_probability:.2f}; artists: {printable(arts)}")
             for p, v in s.top_paintings:
-                print(f"    {v:.2f}  {p}")
+                print(f"    {v:.2f}  {printable(p)}")
     return EXIT_OK
 
 
@@ -530,9 +700,12 @@ def cmd_export(args) -> int:
 
     with open_collection(args) as col:
         check_outside(col.root, args.outdir, what="export folder")
-        _ensure_analysis(col, args.quiet)
+        if args.outdir.exists() and not args.outdir.is_dir():
+            raise ArtStyleError(f"{printable(args.outdir)} is a file: export writes a folder of files (topics.csv, "
+                                "paintings.csv, artists.csv, provenance.json). Give a folder (new or existing).")
+        _ensure_analysis(col, args.quiet, args)
         for p in col.export(args.outdir):
-            print(p)
+            print(printable(p))
     return EXIT_OK
 
 
@@ -540,30 +713,33 @@ def cmd_evaluate(args) -> int:
     from .core.analysis.evaluate import evaluate_parts, nmi
 
     with open_collection(args) as col:
-        an = _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         labels = an.label_column(args.label)
         if not any(labels):
-            raise ArtStyleError(f"No painting has a {args.label!r} label. Pass --labels CSV or --artist-from-folder.")
+            raise ArtStyleError(f"No painting has a {printable(args.label)!r} label. Pass --labels CSV or "
+                                "--artist-from-folder.")
         scores = evaluate_parts(an.parts, an.weights, labels, args.at)
         res = {"n": sum(1 for x in labels if x), "label": args.label, "k": args.at,
                "retrieval": [s.__dict__ for s in scores], "space": an.space}
         if an.space == "adapted":  # style adapter: the labels it learned from are scored in-sample
             lab = (an.adapter.meta.get("label") if an.adapter is not None else None) or "its label"
-            print(f"artstyle: note: adapted space learned from '{lab}'; figures on the paintings it trained on "
+            print(f"artstyle: note: adapted space learned from '{printable(lab)}'; figures on the paintings it "
+                  "trained on "
                   "are optimistic (held-out figures: `artstyle adapt` output, docs/quality.md)", file=sys.stderr)
         if an.topics is not None:
             res["topics_nmi"] = nmi(list(an.dominant_topics()), labels)
             res["topics_k"] = an.topics.k
             res["topic_input"] = an.topics.input_kind
         if args.json:
-            print(json.dumps(res, indent=1))
+            print(_json(res, indent=1))
             return EXIT_OK
-        print(f"{res['n']:,} labelled paintings, label '{args.label}', {len(set(x for x in labels if x))} classes")
+        print(f"{res['n']:,} labelled paintings, label '{printable(args.label)}', "
+              f"{len(set(x for x in labels if x))} classes")
         print(f"{'':28} {'P@' + str(args.at):>7} {'mAP@' + str(args.at):>8}")
         for s in scores:
             print(f"{s.name:28} {s.precision_at_k:7.3f} {s.map_at_k:8.3f}")
         if "topics_nmi" in res:
-            print(f"NMI(dominant topic, {args.label}) = {res['topics_nmi']:.3f}  "
+            print(f"NMI(dominant topic, {printable(args.label)}) = {res['topics_nmi']:.3f}  "
                   f"(K={res['topics_k']}, input {res['topic_input']})")
     return EXIT_OK
 
@@ -572,7 +748,7 @@ def cmd_problems(args) -> int:
     with open_collection(args) as col:
         probs = col.problems()
         for p, r in probs:
-            print(f"{p}\t{r}")
+            print(f"{printable(p)}\t{printable(r)}")
         if not probs:
             print("No problems: every file was read.")
     return EXIT_OK
@@ -584,10 +760,10 @@ def cmd_adapt(args) -> int:
     from .core.learn.verify import load_verifier
 
     with open_collection(args) as col:
-        an = _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         if not any(an.label_column(args.label)):
             hint = " Pass --artist-from-folder to take it from the folder names." if args.label == "artist" else ""
-            raise ArtStyleError(f"No painting has a {args.label!r} label.{hint} Labels come from labels.csv "
+            raise ArtStyleError(f"No painting has a {printable(args.label)!r} label.{hint} Labels come from labels.csv "
                                 "in the folder or --labels CSV.")
         cfg = AdapterConfig(label=args.label, kind=args.kind, loss=args.loss, holdout=args.holdout,
                             use_local=not args.no_local, seed=col.settings.seed)
@@ -599,13 +775,14 @@ def cmd_adapt(args) -> int:
         ver = load_verifier(col.files.dir)
         vf = (ver.meta.get("figures") or {}) if ver else {}
         if args.json:
-            print(json.dumps({"adapter": {k: v for k, v in adapter.meta.items() if k != "figures"},
+            print(_json({"adapter": {k: v for k, v in adapter.meta.items() if k != "figures"},
                               "figures": {k: v for k, v in rep.__dict__.items() if k != "history"},
                               "history": rep.history,
                               "verifier": ver.meta if ver else None, "index_dir": str(col.index_dir)}, indent=1))
             return EXIT_OK
         k = rep.k
-        print(f"Style adapter learned from '{args.label}': {rep.n_labelled:,} labelled paintings, {rep.classes} labels "
+        print(f"Style adapter learned from '{printable(args.label)}': {rep.n_labelled:,} labelled paintings, "
+              f"{rep.classes} labels "
               f"({rep.n_train:,} for training, {rep.n_heldout:,} held out)")
         print(f"{'precision@' + str(k):28} {'base':>6} {'adapted':>8}")
         print(f"{'  held-out paintings':28} {rep.base_heldout_p10:6.3f} {rep.heldout_p10:8.3f}")
@@ -616,8 +793,8 @@ def cmd_adapt(args) -> int:
             auc = vf.get("heldout_pair_auc", float("nan"))
             print(f"Same-hand verifier: pairs of held-out paintings AUC {auc:.3f}, "
                   f"F1 {vf.get('heldout_pair_f1', float('nan')):.3f} at threshold {ver.threshold:.2f}")
-        print(f"Saved with the index in {col.files.dir}. Use it with --space adapted "
-              f"(e.g. artstyle similar {args.folder} PAINTING --space adapted) or artstyle compare.")
+        print(f"Saved with the index in {printable(col.files.dir)}. Use it with --space adapted "
+              f"(e.g. {_cmd(args, 'similar', ' PAINTING --space adapted')}) or artstyle compare.")
     return EXIT_OK
 
 
@@ -634,9 +811,10 @@ def cmd_finetune(args) -> int:
                 setattr(cfg, attr, getattr(args, opt))
         rep = drive(finetune(col, cfg), args.quiet)
     if args.json:
-        print(json.dumps(dict(rep.__dict__), indent=1, default=str))
+        print(_json(dict(rep.__dict__), indent=1, default=str))
         return EXIT_OK
-    print(f"Fine-tuned {rep.backbone} on '{rep.label}': {len(rep.classes)} labels, {rep.n_train:,} paintings for "
+    print(f"Fine-tuned {rep.backbone} on '{printable(rep.label)}': {len(rep.classes)} labels, "
+          f"{rep.n_train:,} paintings for "
           f"training, {rep.n_heldout:,} held out" + (f", {rep.skipped} unreadable skipped" if rep.skipped else ""))
     print(f"  held-out precision@{rep.k} of the pooled features  {rep.base_heldout_p10:.3f} -> {rep.heldout_p10:.3f}")
     print(f"  held-out accuracy  {rep.heldout_acc:.3f} (nearest class mean before: {rep.base_heldout_acc:.3f}), "
@@ -645,8 +823,9 @@ def cmd_finetune(args) -> int:
     if not rep.improved:
         print("  note: it did not beat the starting weights on the held-out paintings; more labelled paintings "
               "or more epochs may help.")
-    print(f"Saved as '{rep.name}' ({rep.weights_path}). Index with it (a separate feature set, the ImageNet one "
-          f"is kept): artstyle index {args.folder} --weights {rep.name}")
+    print(f"Saved as '{printable(rep.name)}' ({printable(rep.weights_path)}). Index with it (a separate feature set, "
+          f"the ImageNet one is kept): "
+          f"{_cmd(args, 'index', ' --weights ' + shlex.quote(printable(rep.name)), features=False)}")
     return EXIT_OK
 
 
@@ -655,18 +834,19 @@ def cmd_backbones(args) -> int:
 
     tuned = list_finetuned()
     if args.json:
-        print(json.dumps({"builtin": [dict(i.__dict__) for i in REGISTRY.values()], "finetuned": tuned},
+        print(_json({"builtin": [dict(i.__dict__) for i in REGISTRY.values()], "finetuned": tuned},
                          indent=1, default=str))
         return EXIT_OK
     print("Built in (--backbone):")
     for info in REGISTRY.values():
         print(f"  {info.name:17} {info.description}{'  [default]' if info.name == DEFAULT_BACKBONE else ''}")
-    print(f"Fine-tuned (--weights NAME; in {finetuned_dir()}):")
+    print(f"Fine-tuned (--weights NAME; in {printable(finetuned_dir())}):")
     if not tuned:
         print("  none yet: artstyle finetune FOLDER --label style")
     for m in tuned:
         f = m.get("figures") or {}
-        print(f"  {m['name']}  {m.get('backbone')} on '{(m.get('config') or {}).get('label')}', "
+        print(f"  {printable(m['name'])}  {printable(m.get('backbone'))} on "
+              f"'{printable((m.get('config') or {}).get('label'))}', "
               f"{len(f.get('classes') or [])} labels, held-out P@{f.get('k', 10)} "
               f"{f.get('base_heldout_p10', float('nan')):.3f} -> {f.get('heldout_p10', float('nan')):.3f}, "
               f"{str(m.get('created', ''))[:10]}")
@@ -675,24 +855,24 @@ def cmd_backbones(args) -> int:
 
 def cmd_compare(args) -> int:
     with open_collection(args) as col:
-        an = _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         rows = []
         for q in (args.a, args.b):
             r = col.find(q)
             if r is None:
-                raise ArtStyleError(f"{q} is not an indexed painting of {col.root}.")
+                raise ArtStyleError(f"{printable(q)} is not an indexed painting of {col.root}.")
             rows.append(r)
         c = col.compare(*rows)
         lab = (col.adapter_info() or {}).get("label", "label")
         if args.json:
-            print(json.dumps({"a": an.relpaths[rows[0]], "b": an.relpaths[rows[1]], "label": lab,
+            print(_json({"a": an.relpaths[rows[0]], "b": an.relpaths[rows[1]], "label": lab,
                               "probability": round(c.probability, 5), "same": bool(c.same),
                               "threshold": round(c.threshold, 5), "space": c.space,
                               "base_logit": round(c.base_logit, 5),
                               "contributions": {k: round(v, 5) for k, v in c.contributions.items()},
                               "cosine": {k: round(v, 5) for k, v in c.cosine.items()}}, indent=1))
             return EXIT_OK
-        print(f"Same {lab}? {an.relpaths[rows[0]]}  vs  {an.relpaths[rows[1]]}")
+        print(f"Same {printable(lab)}? {printable(an.relpaths[rows[0]])}  vs  {printable(an.relpaths[rows[1]])}")
         verdict = "same" if c.same else "different"
         print(f"probability {c.probability:.3f} -> {verdict} (threshold {c.threshold:.2f}, {c.space} space)")
         print(f"contributions in log-odds (an average pair: {c.base_logit:+.2f}):")
@@ -709,7 +889,7 @@ def cmd_map(args) -> int:
     with open_collection(args) as col:
         if args.out is not None:
             check_outside(col.root, args.out, what="map CSV")
-        an = _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         xy = drive(col.style_map(args.method), args.quiet)
         names = col.topic_names()
         columns = [args.label] if args.label else None
@@ -720,7 +900,8 @@ def cmd_map(args) -> int:
             sys.stdout.flush()
         else:
             write_map_csv(args.out, col.root, an, xy, names, columns=columns)
-            print(f"Map of {an.n:,} paintings ({'t-SNE' if method == 'tsne' else 'PCA'}) written to {args.out}")
+            print(f"Map of {an.n:,} paintings ({'t-SNE' if method == 'tsne' else 'PCA'}) written to "
+                  f"{printable(args.out)}")
     return EXIT_OK
 
 
@@ -732,27 +913,28 @@ def cmd_duplicates(args) -> int:
             from .core.ingest.store import check_outside
 
             check_outside(col.root, args.out, what="duplicates CSV")
-        _ensure_analysis(col, args.quiet)
+        an = _ensure_analysis(col, args.quiet, args)
         groups = drive(col.find_duplicates(args.threshold, args.max_hamming, crops=not args.no_crops), args.quiet)
         for path, reason in col.duplicate_skipped:
-            print(f"  skipped {path}: {reason}", file=sys.stderr)
+            print(f"  skipped {printable(path)}: {printable(reason)}", file=sys.stderr)
         if args.out is not None:
             export_duplicates_csv(groups, args.out, col.root)
         if args.json:
-            print(json.dumps([{"paths": g.relpaths, "similarity": round(g.similarity, 5),
+            print(_json([{"paths": g.relpaths, "similarity": round(g.similarity, 5),
                                "max_hamming": g.max_hamming, "crops": g.crops} for g in groups], indent=1))
             return EXIT_OK
         how = "whole image or crop-aligned" if not args.no_crops else "whole image"
-        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates (embedding similarity >= "
+        print(f"{len(groups)} group{'s' if len(groups) != 1 else ''} of near-duplicates among {an.n:,} paintings "
+              f"(embedding similarity >= "
               f"{args.threshold:g}, perceptual hash within {args.max_hamming} bits, {how})")
         for i, g in enumerate(groups, 1):
             print(f"\nGroup {i}: {g.size} paintings, similarity >= {g.similarity:.3f}, hash distance <= "
                   f"{g.max_hamming}")
             print(f"    {'sim':>6} {'bits':>4}")
             for rel, sim, ham, crop in zip(g.relpaths, g.similarities, g.hammings, g.crops):
-                print(f"    {sim:6.3f} {ham:4d}  {rel}{'  (crop)' if crop else ''}")
+                print(f"    {sim:6.3f} {ham:4d}  {printable(rel)}{'  (crop)' if crop else ''}")
         if args.out is not None:
-            print(f"\nWritten to {args.out}")
+            print(f"\nWritten to {printable(args.out)}")
     return EXIT_OK
 
 
@@ -767,18 +949,83 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
-    args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
-    except UsageError as e:
-        print(f"artstyle {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\nInterrupted. Finished batches are saved; run the same command again to resume.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ArtStyleError as e:
-        print(f"artstyle: {e}", file=sys.stderr)
-        return EXIT_ERROR
+        args = build_parser().parse_args(argv)
+        try:
+            code = COMMANDS[args.command](args)
+        except UsageError as e:
+            print(f"artstyle {args.command}: error: {printable(_hint(e, args))}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("\nInterrupted. Finished batches are saved; run the same command again to resume.",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except ArtStyleError as e:
+            print(f"artstyle: {printable(_hint(e, args))}", file=sys.stderr)
+            return EXIT_ERROR
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:  # `artstyle topics ... | head -1`: the reader has what it wanted
+        _silence_broken_pipe()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_broken_pipe() -> None:
+    """The recipe of the Python docs (signal module, "Note on SIGPIPE"): the rest of the output goes to
+    devnull, so the interpreter's last flush at exit does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+            pass
+    os.close(devnull)
+
+
+_HINT = re.compile(r"`artstyle (index|adapt)((?: [^`]*)?)`")
+
+
+def _hint(e: BaseException, args) -> str:
+    """The error's message with its `artstyle index` / `artstyle adapt` hint made pasteable: the folder and
+    the options given that pick the index and its data (--index-dir, --labels, --backbone, ...)."""
+    msg = str(e)
+    if not hasattr(args, "folder"):
+        return msg
+
+    def full(m: re.Match) -> str:
+        rest = m.group(2)
+        for folder in ("FOLDER", str(args.folder), str(Path(args.folder).expanduser().resolve())):
+            if rest == " " + folder or rest.startswith(" " + folder + " "):
+                rest = rest[len(folder) + 1:]
+                break
+        return f"`{_cmd(args, m.group(1), rest)}`"
+
+    return _HINT.sub(full, msg)
+
+
+def _cmd(args, command: str, rest: str = "", *, features: bool = True) -> str:
+    """`artstyle COMMAND FOLDER` with the options given that pick this index and its data, ready to paste:
+    --index-dir always, the labels options for `index` and `adapt`, --backbone/--weights (``features``)."""
+    def q(v) -> str:
+        return shlex.quote(printable(v))
+
+    parts = ["artstyle", command, q(args.folder)]
+    if getattr(args, "index_dir", None):
+        parts += ["--index-dir", q(args.index_dir)]
+    if command in ("index", "adapt"):
+        if getattr(args, "labels", None) is not None:
+            parts += ["--labels", q(args.labels)]
+        elif getattr(args, "no_labels", False):
+            parts.append("--no-labels")
+        afs = getattr(args, "artist_from_folder", None)
+        if afs is not None:
+            parts.append("--artist-from-folder" if afs else "--no-artist-from-folder")
+    if features and command != "problems":
+        if getattr(args, "backbone", None) and "--backbone" not in rest:
+            parts += ["--backbone", args.backbone]
+        if getattr(args, "weights", None) and "--weights" not in rest:
+            parts += ["--weights", q(args.weights)]
+    return " ".join(parts) + rest
 
 
 if __name__ == "__main__":

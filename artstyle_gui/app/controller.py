@@ -182,7 +182,10 @@ class Controller(QObject):
         """Open a collection: show the saved index at once, then update what changed in a worker."""
         try:
             col = Collection(folder, settings=replace(self.settings, blend=dict(self.settings.blend)),
-                             index_dir=index_dir, labels_csv=labels_csv, artist_from_folder=artist_from_folder)
+                             index_dir=index_dir, labels_csv=labels_csv,  # not given: the remembered labels
+                             artist_from_folder=artist_from_folder or None)
+            if col.labels_choice.note:  # the remembered labels CSV is gone: the stored labels are kept
+                self.message_posted.emit(col.labels_choice.note)
             try:
                 saved = col.files.saved_settings()
             except ArtStyleError as e:  # unusable: the app's settings replace them (and say so)
@@ -298,7 +301,9 @@ class Controller(QObject):
         """Take the records read from the index (by the job that just ended, or now)."""
         self.records = records
         self._rec_map = {r.relpath: r for r in records}  # 30 ms at 100,000 paintings: here, not at a click
-        self.problems = problems_of(records)
+        col = self.collection  # unreadable files, and what the last scan could not read or left out
+        scan = col.files.scan_problems() if col is not None else []
+        self.problems = sorted(problems_of(records) + scan, key=lambda p: p[0]) if scan else problems_of(records)
         self.records_changed.emit()
         self.problems_changed.emit(self.problems)
 

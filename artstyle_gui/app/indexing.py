@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.index.collection import Collection
+from ..core.ingest.labels import warnings_summary
 from ..core.model import Analysis, Settings
 from ..core.progress import Progress
 from .jobs import Job, step
@@ -33,6 +34,9 @@ class Indexing:
             self.c.set_records(records)
             self.c.adopt_analysis(an)
             self.c.message_posted.emit(rep.summary())
+            notes, col.labels_warnings = col.labels_warnings, []  # rows of the labels CSV that were skipped
+            for line in warnings_summary(notes, col.labels_csv):
+                self.c.message_posted.emit(line)
 
         def finished(outcome: str) -> None:
             if outcome == "cancelled" and col is self.c.collection:

@@ -28,3 +28,7 @@ class IndexCorrupt(ArtStyleError):
 
 class Cancelled(ArtStyleError):
     """The user cancelled a long-running step."""
+
+
+class IndexMissing(ArtStyleError):
+    """A command that only reads found no index (nothing was created); the CLI says how to make one."""

@@ -5,6 +5,7 @@ No behaviour beyond validation and (de)serialisation; :class:`~.index.collection
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -26,6 +27,26 @@ IMAGENET_DEFAULTS = {"topic_input": "bovw", "blend": {"deep": 1.0, "texture": 0.
 ANALYSIS_VERSION = 3
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RUNTIMES = ("auto", "onnx", "torch")
+#: (field, lowest, highest, name in messages) of the whole-number settings (Settings.validate)
+_RANGES = (
+    ("seed", 0, 2**32 - 1, "The seed"),  # numpy's generators take 0 .. 2**32 - 1
+    ("batch_size", 1, 4096, "The batch size"),
+    ("decode_threads", 0, 256, "The number of decode threads (0: automatic)"),
+    ("deep_components", 1, 4096, "The PCA size of the deep part"),
+    ("gram_components", 1, 4096, "The PCA size of the texture part"),
+    ("colour_components", 1, 4096, "The PCA size of the colour part"),
+    ("colour_bins", 2, 16, "The colour histogram bins per channel"),
+    ("vocab_size", 2, 65536, "The visual vocabulary size"),
+)
+#: the largest --max-megapixels accepted (a 100,000 x 100,000 image; the default is far below)
+MAX_MEGAPIXELS_LIMIT = 10_000
+
+
+def _is_number(v: Any, integral: bool = False) -> bool:
+    """A real number (an int where ``integral``); never a bool."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) if integral else isinstance(v, (int, float))
 
 
 def parts_config() -> dict[str, Any]:
@@ -61,6 +82,8 @@ class Settings:
     #: where the network runs: "auto" (CUDA, then Apple MPS, else the CPU), "cpu", "cuda", "mps"; like
     #: ``runtime``, a choice of the machine: the app keeps it in its preferences, the index does not
     device: str = "auto"
+    #: follow symbolic links that lead outside the collection folder (links inside it are always followed)
+    follow_links: bool = False
     #: the CPU runtime of the network: "auto" (ONNX Runtime when installed, else torch), "onnx", "torch";
     #: both give the same features (cosine >= 0.9999 per part), so one feature set holds either
     runtime: str = "auto"
@@ -72,7 +95,7 @@ class Settings:
             raise ArtStyleError("metric must be 'cosine' or 'euclidean'.")
         if self.topic_input not in TOPIC_INPUTS:
             raise ArtStyleError(f"topic input must be one of {', '.join(TOPIC_INPUTS)}.")
-        if self.k is not None and not 1 <= self.k <= 200:
+        if self.k is not None and not (_is_number(self.k, integral=True) and 1 <= self.k <= 200):
             raise ArtStyleError("K must be between 1 and 200.")
         if self.space not in ("base", "adapted"):  # style adapter (core/learn/adapt.py)
             raise ArtStyleError("space must be 'base' or 'adapted'.")
@@ -80,8 +103,24 @@ class Settings:
             raise ArtStyleError(f"device must be one of {', '.join(DEVICES)}.")
         if self.runtime not in RUNTIMES:
             raise ArtStyleError(f"runtime must be one of {', '.join(RUNTIMES)}.")
+        if not isinstance(self.blend, dict) or not all(
+                _is_number(w) and math.isfinite(w) and w >= 0 for w in self.blend.values()):
+            raise ArtStyleError("Blend weights must be finite numbers of 0 or more (got "
+                                f"{', '.join(f'{p}={w!r}' for p, w in dict(self.blend).items())}).")
         if not any(self.blend.get(p, 0) > 0 for p in PARTS):
             raise ArtStyleError(f"At least one of the blend weights ({', '.join(PARTS)}) must be positive.")
+        for name, lo, hi, what in _RANGES:
+            v = getattr(self, name)
+            if not (_is_number(v, integral=True) and lo <= v <= hi):
+                raise ArtStyleError(f"{what} must be a whole number from {lo:,} to {hi:,} (got {v!r}).")
+        mp = self.max_megapixels
+        if not (_is_number(mp) and math.isfinite(mp) and 0 < mp <= MAX_MEGAPIXELS_LIMIT):
+            raise ArtStyleError(f"The largest image read (max megapixels) must be above 0 and at most "
+                                f"{MAX_MEGAPIXELS_LIMIT:,} (got {mp!r}).")
+        kr = self.k_range
+        if not (isinstance(kr, (tuple, list)) and len(kr) == 2 and all(_is_number(x, integral=True) for x in kr)
+                and 1 <= kr[0] <= kr[1] <= 200):
+            raise ArtStyleError(f"The range of K must be two whole numbers, 1 <= low <= high <= 200 (got {kr!r}).")
 
     def featureset_key(self) -> str:
         w = ""

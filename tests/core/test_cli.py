@@ -87,7 +87,8 @@ def test_formula_injection_is_escaped_and_round_trips():
         assert csv_safe(evil).startswith("'")
         assert unescape_csv(csv_safe(evil)) == evil
     assert csv_safe("-0.25") == "-0.25"  # numbers stay numbers
-    assert csv_safe('a, "quoted"\nline') == 'a, "quoted"\nline'
+    assert csv_safe('a, "quoted"\nline') == 'a, "quoted"\\x0aline'  # no line break inside a cell
+    assert unescape_csv(csv_safe('a, "quoted"\nline')) == 'a, "quoted"\nline'
 
 
 def test_labels_with_commas_quotes_newlines_round_trip(fresh_copy, tmp_path):

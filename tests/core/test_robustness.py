@@ -38,7 +38,7 @@ from artstyle_gui.core.model import Settings
 from artstyle_gui.core.errors import ArtStyleError, IndexCorrupt, IndexLocked
 from artstyle_gui.core.ingest.features import content_hash
 from artstyle_gui.core.progress import run
-from artstyle_gui.core.ingest.store import IndexStore
+from artstyle_gui.core.ingest.store import LOCK_NAME, IndexStore
 from artstyle_gui.core.explore.summaries import export, unescape_csv
 from badcorpus import (HUGE_JPEG_SIZE, NON_UTF8_NAME, build_static_corpus, chmod_tree, colour_bin, colour_hist,
                        flat_jpeg, mean_local, tree_digest)
@@ -229,12 +229,12 @@ def test_file_names_round_trip_through_index_and_export(corpus):
     formula = '=HYPERLINK("x"), "quoted".jpg'
     assert corpus.recs[odd].status == corpus.recs[formula].status == corpus.recs["names/two\nlines.jpg"].status == "ok"
     assert os.path.exists(os.path.join(os.fsencode(corpus.root), os.fsencode(odd)))  # relpath -> the real file
-    with open(corpus.export[1], encoding="utf-8", errors="surrogateescape", newline="") as fh:
+    with open(corpus.export[1], encoding="utf-8", newline="") as fh:  # strict UTF-8 whatever the names
         rows = list(csv.reader(fh))
     paths = [unescape_csv(r[0]) for r in rows[1:]]
     assert sorted(paths) == sorted(corpus.an.relpaths)
     assert [r[0] for r in rows[1:] if "HYPERLINK" in r[0]] == ["'" + formula]  # neutralised in the file
-    assert corpus.export[1].read_bytes().count(NON_UTF8_NAME) == 1  # written as the original bytes
+    assert corpus.export[1].read_bytes().count(b"caf\\xe9 (latin-1).jpg") == 1  # the byte 0xE9 as \xe9
 
 
 def test_symlink_loops_terminate_without_duplicates(corpus):
@@ -582,7 +582,8 @@ def test_read_only_index_dir_simulated(small_copy, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(store.sqlite3, "connect", ro_connect)
         with pytest.raises(ArtStyleError, match=r"Could not write the index at .*folder is writable") as info:
-            Collection(small_copy, settings=small_settings(), index_dir=idx)
+            with Collection(small_copy, settings=small_settings(), index_dir=idx) as col:  # opening writes nothing
+                col.files.save_settings()  # the first write
         assert not isinstance(info.value, IndexCorrupt)
     with pytest.MonkeyPatch.context() as mp:  # derived files on a read-only file system
         mp.setattr(store.tempfile, "mkstemp", erofs)
@@ -592,7 +593,7 @@ def test_read_only_index_dir_simulated(small_copy, tmp_path):
     st = IndexStore(idx)
     try:  # the lock file on a read-only file system
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(store, "open", erofs, raising=False)
+            mp.setattr(store.os, "open", erofs)  # the lock file is opened with os.open (O_NOFOLLOW)
             with pytest.raises(ArtStyleError, match=r"Could not write .*lock: Read-only file system"):
                 st.acquire_writer_lock()
     finally:
@@ -618,7 +619,7 @@ def test_two_indexing_processes_the_second_is_locked_out(kill_collection, tmp_pa
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and a.poll() is None:
-            lock = idx / "lock"
+            lock = idx / LOCK_NAME
             if lock.exists() and lock.read_text().strip() == str(a.pid):
                 break
             time.sleep(0.05)
@@ -875,7 +876,10 @@ def test_damaged_labels_and_settings_in_the_database(damaged, capsys):
     assert main(["-q", "problems", str(damaged.root), "--index-dir", str(damaged.idx)]) == 0
     err = capsys.readouterr().err
     assert "ignoring the saved settings" in err and "wrong type" in err
-    with sqlite3.connect(damaged.idx / "index.sqlite") as c:  # replaced by the effective settings
+    with sqlite3.connect(damaged.idx / "index.sqlite") as c:  # a command that only reads leaves them as they are
+        assert json.loads(c.execute("SELECT value FROM meta WHERE key='settings'").fetchone()[0])["batch_size"] == "many"
+    assert main(["-q", "index", str(damaged.root), "--index-dir", str(damaged.idx), "--no-analysis"]) == 0
+    with sqlite3.connect(damaged.idx / "index.sqlite") as c:  # `index` replaces them by the effective settings
         assert json.loads(c.execute("SELECT value FROM meta WHERE key='settings'").fetchone()[0])["batch_size"] == 16
 
 

@@ -353,7 +353,9 @@ def find_duplicates(an: Analysis, files: DerivedFiles, threshold: float = 0.80, 
     # the index may list a pair from both sides or one: one entry per pair
     pairs = {(int(x), int(y)): float(c) for x, y, c in zip(a[cand], b[cand], cos[cand])}
     members = sorted({r for p in pairs for r in p})
-    yield Progress("duplicates", 0, 1, f"{len(pairs):,} candidate pairs among {len(members):,} paintings")
+    yield Progress("duplicates", 0, 1, f"{len(pairs):,} candidate pair{'s' if len(pairs) != 1 else ''} "
+                                       f"(similarity >= {threshold:g}) among {an.n:,} paintings"
+                                       + (f", {len(members):,} of them in a pair" if members else ""))
 
     # thumbnails of the candidates: cached by content hash, else decoded (read-only)
     thumbs: dict[int, np.ndarray] = {}

@@ -27,7 +27,7 @@ from .. import search
 from ..analysis.neighbors import NeighbourIndex
 from ..analysis.parts import PARTS, PartModel, blend, fit_parts
 from ..analysis.topics import TopicModel, counts_for, fit_topics, lda_transform, topic_counts
-from ..derived import DerivedFiles
+from ..derived import DerivedFiles, choose_labels
 from ..errors import ArtStyleError, DecodeError, IndexCorrupt
 from ..explore import duplicates, stylemap, summaries
 from ..ingest.backbones import (
@@ -38,7 +38,7 @@ from ..ingest.backbones import (
     load_backbone,
 )
 from ..ingest.features import FeatureLayout, Prepared, content_hash, prepare
-from ..ingest.labels import artist_from_parent, find_default_labels_csv, read_labels_csv
+from ..ingest.labels import artist_from_parent, read_labels_csv
 from ..ingest.scan import iter_image_files
 from ..ingest.store import (
     FileRecord,
@@ -72,7 +72,11 @@ class Collection:
 
     def __init__(self, root: str | os.PathLike, *, settings: Settings | None = None,
                  index_dir: str | os.PathLike | None = None, labels_csv: str | os.PathLike | None = None,
-                 artist_from_folder: bool = False) -> None:
+                 artist_from_folder: bool | None = None, clear_labels: bool = False,
+                 readonly: bool = False) -> None:
+        """``labels_csv``, ``artist_from_folder``, ``clear_labels``: where labels come from; not given (None),
+        what the index remembers (:func:`~..derived.choose_labels`). ``readonly``: a command that only
+        reads: the index must exist, and nothing is created or written (derived caches at best)."""
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise ArtStyleError(f"{self.root} is not a folder.")
@@ -80,12 +84,25 @@ class Collection:
         self.settings.validate()
         self.index_dir = Path(index_dir).expanduser().resolve() if index_dir else index_dir_for(self.root)
         check_outside(self.root, self.index_dir)
-        self.labels_csv = Path(labels_csv) if labels_csv else find_default_labels_csv(self.root)
-        self.artist_from_folder = artist_from_folder
-        self.store = IndexStore(self.index_dir)
-        self.store.set_meta("root", str(self.root))
-        #: the public handle to the derived files (folder, write lock, settings, topic names)
-        self.files = DerivedFiles(self.store, self.root, lambda: self.settings)
+        if labels_csv is not None and not clear_labels:  # before anything is created
+            choose_labels(None, self.root, labels_csv)
+        self.store = IndexStore(self.index_dir, readonly=readonly)
+        try:
+            if not readonly and self.store.get_meta("root") != str(self.root):
+                self.store.set_meta("root", str(self.root))
+            #: the public handle to the derived files (folder, write lock, settings, topic names)
+            self.files = DerivedFiles(self.store, self.root, lambda: self.settings)
+            #: where this run's labels come from (given, else remembered with the index, else labels.csv)
+            self.labels_choice = choose_labels(self.files.labels_source(), self.root, labels_csv,
+                                               None if artist_from_folder is None else bool(artist_from_folder),
+                                               clear_labels)
+        except BaseException:
+            self.store.close()
+            raise
+        self.labels_csv = self.labels_choice.csv
+        self.artist_from_folder = self.labels_choice.artist_from_folder
+        #: notes of the last read of the labels CSV (rows skipped, encoding), for the user
+        self.labels_warnings: list[str] = []
         self._backbone: Backbone | None = None
         self.analysis: Analysis | None = None
         self.derived_problem: str | None = None  # why the saved analysis could not be used, if it was damaged
@@ -120,7 +137,9 @@ class Collection:
         return self.store.records()
 
     def problems(self) -> list[tuple[str, str]]:
-        return problems_of(self.store.records())
+        """The files that could not be read (their records) and what the last scan could not read or left
+        out (unreadable folders, broken links, loops, links outside the collection), by path."""
+        return sorted(problems_of(self.store.records()) + self.files.scan_problems(), key=lambda p: p[0])
 
     def _labels_table(self) -> dict[str, dict[str, str]]:
         """The labels CSV by relpath, read again only when the file changed (size, mtime)."""
@@ -129,13 +148,16 @@ class Collection:
         path = Path(self.labels_csv)
         try:
             st = path.stat()
-        except OSError:
-            return {}
+        except OSError as e:  # labels are user data: a labels file that cannot be read never wipes them
+            raise ArtStyleError(f"Cannot read labels file {path}: {e.strerror or e}. "
+                                "Stored labels are left as they are.") from e
         key = (str(path), st.st_size, st.st_mtime_ns)
         cached = self.__dict__.get("_labels_cache")
         if cached is None or cached[0] != key:
-            cached = (key, read_labels_csv(path, self.root).by_path)
+            lab = read_labels_csv(path, self.root)
+            cached = (key, lab.by_path)
             self._labels_cache = cached
+            self.labels_warnings = list(lab.warnings)
         return cached[1]
 
     def labels_for(self, relpaths: list[str]) -> dict[str, dict[str, str]]:
@@ -160,11 +182,13 @@ class Collection:
             rep = UpdateReport()
             scan_errors: list[tuple[str, str]] = []
             files = []
-            for f in iter_image_files(self.root, on_error=lambda p, r: scan_errors.append((p, r))):
+            for f in iter_image_files(self.root, follow_outside_links=st.follow_links,
+                                      on_error=lambda p, r: scan_errors.append((p, r))):
                 files.append(f)
                 if len(files) % 1000 == 0:
                     yield Progress("scan", len(files), None, f"found {len(files):,} images")
             rep.scanned = len(files)
+            self.files.save_scan_problems(scan_errors)  # for `problems` (they have no record)
             # payload: every image path found, so views can show the collection before extraction
             yield Progress("scan", len(files), len(files), f"found {len(files):,} images",
                            payload=[f.relpath for f in files])
@@ -175,6 +199,11 @@ class Collection:
             # sizes of known content: a moved, renamed or re-read file reuses its vector *and* its size
             dims = {r.hash: (r.width, r.height) for r in old.values() if r.hash and r.width is not None}
             labels = self.labels_for([f.relpath for f in files])
+            if self.labels_choice.keep_stored:  # no labels source (or its CSV is gone): the stored labels stay
+                labels = {p: ({**lab, **old[p].labels} if p in old else lab) for p, lab in labels.items()}
+            if self.labels_choice.remember is not None:  # given once: kept until replaced or cleared
+                self.files.save_labels_source(self.labels_choice.remember)
+                self.labels_choice.remember = None
             current = {f.relpath for f in files}
             gone = [p for p in old if p not in current]
             with self.store.transaction():
@@ -347,7 +376,8 @@ class Collection:
         blobs = self.store.get_vectors(fs, [r.hash for r in recs])
         bad = {h for h, b in blobs.items() if not self._vector_ok(b)}
         if bad:  # damaged stored vectors: forget them, so the next update extracts those files again
-            self.store.delete_vectors(fs, bad)
+            if not self.store.readonly:
+                self.store.delete_vectors(fs, bad)
             recs = [r for r in recs if r.hash not in bad]
             yield Progress("pca", 0, 2, f"{len(bad):,} damaged feature vectors discarded; "
                                         "the next update extracts them again")

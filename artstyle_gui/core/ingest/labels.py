@@ -18,7 +18,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..errors import ArtStyleError
 
-__all__ = ["STANDARD_COLUMNS", "Labels", "read_labels_csv", "artist_from_parent", "find_default_labels_csv"]
+__all__ = ["STANDARD_COLUMNS", "Labels", "read_labels_csv", "artist_from_parent", "find_default_labels_csv",
+           "warnings_summary"]
 
 STANDARD_COLUMNS = ("artist", "title", "year", "style")
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "relpath", "image")
@@ -86,17 +87,20 @@ def read_labels_csv(csv_path: Path, root: Path) -> Labels:
         text = raw.decode("cp1252", errors="replace")
         warnings.append(f"{csv_path.name} is not UTF-8; read it as Windows-1252")
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_guess_delimiter(text))
-    header = next(reader, None)
+    lines = io.StringIO(text, newline="").readlines()
+    rows = _rows(lines, _guess_delimiter(text), csv_path)
+    header = next(rows, (1, None))[1]
     if not header:
-        raise ArtStyleError(f"Labels file {csv_path.name} is empty")
+        raise ArtStyleError(f"Labels file {csv_path} is empty")
     names = [h.strip() for h in header]
     lowered = [n.lower() for n in names]
     path_idx = next((lowered.index(c) for c in PATH_COLUMNS if c in lowered), None)
-    if path_idx is None:
+    if path_idx is None:  # its first line is not shown (a wrong file given by mistake may hold a secret),
+        known = [n for n in lowered if n in STANDARD_COLUMNS]  # only the label column names it has
         raise ArtStyleError(
-            f"Labels file {csv_path.name} has no path column: expected one of "
-            f"{', '.join(PATH_COLUMNS[:3])} (found: {', '.join(n for n in names if n) or 'nothing'})"
+            f"Labels file {csv_path} has no path column: the first line should name the columns, one of them "
+            f"{', '.join(PATH_COLUMNS[:3])} (its first line has {len(names)} cell{'s' if len(names) != 1 else ''}"
+            + (f", the label columns {', '.join(known)}" if known else "") + ", and no path column)"
         )
 
     # Standard columns are matched case-insensitively and stored lower-case;
@@ -111,17 +115,17 @@ def read_labels_csv(csv_path: Path, root: Path) -> Labels:
 
     root_abs = _absolute(root)
     by_path: dict[str, dict[str, str]] = {}
-    for line_no, row in enumerate(reader, start=2):
+    for line_no, row in rows:
         if not any(cell.strip() for cell in row):
             continue
         value = row[path_idx].strip() if path_idx < len(row) else ""
         rel = _normalise_path(value, root_abs)
         if rel is None:
-            warnings.append(f"line {line_no}: " + (f"{value!r} is not inside the collection folder"
+            warnings.append(f"line {line_no}: " + (f"{_short(value)} is not inside the collection folder"
                                                     if value else "no path, row skipped"))
             continue
         if rel in by_path:
-            warnings.append(f"line {line_no}: {rel!r} listed again; the first row wins")
+            warnings.append(f"line {line_no}: {_short(rel)} listed again; the first row wins")
             continue
         by_path[rel] = {
             key: row[i].strip() for i, key in columns.items() if i < len(row) and row[i].strip()
@@ -152,6 +156,55 @@ def find_default_labels_csv(root: Path) -> Path | None:
     except OSError:
         return None
     return None
+
+
+def warnings_summary(warnings: list[str], csv_path: object = None, shown: int = 3) -> list[str]:
+    """The notes of :attr:`Labels.warnings` for the user: other notes as they are, then the skipped rows as one
+    line (how many, the first ``shown`` reasons). Empty when there is nothing to say."""
+    skipped = [w for w in warnings if w.startswith("line ")]
+    out = [w for w in warnings if not w.startswith("line ")]
+    if skipped:
+        more = f"; ... and {len(skipped) - shown:,} more" if len(skipped) > shown else ""
+        where = f" of the labels file {csv_path}" if csv_path else " of the labels file"
+        out.append(f"{len(skipped):,} row{'s' if len(skipped) != 1 else ''}{where} skipped: "
+                   + "; ".join(skipped[:shown]) + more)
+    return out
+
+
+def _rows(lines: list[str], delimiter: str, csv_path: Path):
+    """(first line number, cells) of each row; a row the csv module cannot read (a cell over its size
+    limit, a quote opened and never closed) is an :class:`ArtStyleError` naming the file and the line,
+    never the content."""
+    reader = csv.reader(iter(lines), delimiter=delimiter)
+    start = end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            why = str(e)
+            if "field larger than field limit" in why:
+                why = (f"a cell is longer than {csv.field_size_limit():,} characters (a quote \" that is "
+                       "never closed makes the rest of the file one cell)")
+            raise ArtStyleError(f"Labels file {csv_path}: the row starting at line {end + 1} cannot be read: "
+                                f"{why}.") from None
+        start, end = end + 1, reader.line_num
+        yield start, row
+    if end > start:  # the last row spans lines: read to the end of the file inside a quote?
+        try:
+            list(csv.reader(iter(lines[start - 1: end]), delimiter=delimiter, strict=True))
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                raise ArtStyleError(f"Labels file {csv_path}: the row starting at line {start} opens a quote "
+                                    "(\") that is never closed, so the rest of the file would be one cell. "
+                                    "Close the quote (a quote inside a cell is written twice: \"\").") from None
+
+
+def _short(value: str, limit: int = 80) -> str:
+    """A cell quoted for a message: control characters escaped, at most ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _guess_delimiter(text: str) -> str:

@@ -7,7 +7,11 @@ Layout of an index directory (never inside the collection)::
                         keyed by (feature set, content hash) so moved/renamed files reuse
                         their features.  Every batch is one transaction: a run that is
                         interrupted keeps every finished batch.
-    lock                advisory lock held by the process that writes the index
+    .artstyle-writer.lock  advisory lock held by the process that writes the index (holds its pid);
+                        never followed if it is a link, never written if it is not artstyle's own
+                        file (see :meth:`IndexStore.acquire_writer_lock`). Indexes made before it
+                        may hold a file named ``lock``: it is locked too (never written), so an
+                        older artstyle writing the same index is still kept out.
     derived/<fs>/       analysis results for one feature set (.npz arrays written with
                         allow_pickle=False, the hnswlib index, JSON metadata); each file
                         written to a temp name and renamed into place.
@@ -28,6 +32,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -40,7 +45,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ArtStyleError, IndexCorrupt, IndexLocked
+from ..errors import ArtStyleError, IndexCorrupt, IndexLocked, IndexMissing
 
 SCHEMA_VERSION = 1
 APP_NAME = "artstyle_gui"
@@ -49,6 +54,15 @@ try:  # POSIX advisory locks; Windows falls back to msvcrt below
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None  # type: ignore[assignment]
+
+#: the index's writer lock file, and the name older versions used (a name a user may give a file)
+LOCK_NAME = ".artstyle-writer.lock"
+LEGACY_LOCK_NAME = "lock"
+_WIN_LOCK_OFFSET = 1 << 30  # Windows: the locked byte lies past anything written (the pid stays writable)
 
 
 def default_index_root() -> Path:
@@ -203,6 +217,92 @@ def _parse_labels(text: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in d.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
 
 
+def _not_a_lock_file(path: Path, st: os.stat_result | None) -> ArtStyleError:
+    what = ("a symbolic link" if st is None or stat.S_ISLNK(st.st_mode) else
+            "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+    return ArtStyleError(f"The index's lock file {path} is {what}; artstyle neither follows nor writes it. "
+                         "Remove it (or move it away) and try again.")
+
+
+def _open_lock_file(path: Path, *, create: bool) -> int:
+    """A descriptor of the regular file at ``path`` (created with mode 0644 if ``create`` and missing),
+    opened without following a link; a link, a folder, a pipe, ... is refused with a clear error."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise write_error(path, e) from e
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise _not_a_lock_file(path, st)
+    flags = ((os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # a link put there since the check (O_NOFOLLOW)
+            raise _not_a_lock_file(path, None) from e
+        raise write_error(path, e) from e
+    try:  # what was opened is the regular file at path (no O_NOFOLLOW on Windows: checked here)
+        opened, now = os.fstat(fd), os.lstat(path)
+        if not stat.S_ISREG(opened.st_mode) or not os.path.samestat(opened, now):
+            raise _not_a_lock_file(path, now)
+    except BaseException as e:
+        os.close(fd)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from e
+        raise
+    return fd
+
+
+def _open_legacy_lock(path: Path) -> int | None:
+    """A read-only descriptor of an older version's lock file (``lock``) when it is a regular file that
+    can be opened, else None (it is then nobody's lock: older versions could not have locked it either)."""
+    if fcntl is None:  # older versions took no lock on Windows
+        return None
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        return _open_lock_file(path, create=False)
+    except (OSError, ArtStyleError):
+        return None
+
+
+def _lock_fd(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting: False if another process holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return False
+            raise
+    if msvcrt is not None:  # pragma: no cover - Windows
+        try:
+            os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError as e:
+            if e.errno in (errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)):
+                return False
+            raise
+    return True  # pragma: no cover - no locking on this platform
+
+
+def _unlock_close(fd: int) -> None:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        elif msvcrt is not None:  # pragma: no cover - Windows
+            os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _sqlite_write_error(where: Path, e: sqlite3.Error) -> ArtStyleError | None:
     """The user-facing error for an SQLite failure caused by the disk or the folder, else None."""
     msg = str(e)
@@ -299,21 +399,35 @@ class IndexStore:
             except OSError as e:
                 raise ArtStyleError(f"Cannot create the index directory {self.dir}: {e.strerror or e}") from e
         self.db_path = self.dir / "index.sqlite"
-        if readonly and not self.db_path.exists():
-            raise ArtStyleError(f"No index at {self.dir}. Run `artstyle index` on the collection first.")
+        if readonly and not self.db_path.is_file():  # a read-only open creates nothing (no folder, no file)
+            raise IndexMissing(f"No index at {self.dir}. Run `artstyle index` on the collection first.")
         # one connection per thread (the app's GUI thread and its worker never share one; WAL lets a
         # reader and the writer work at the same time), all closed by close()
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._closed = False
+        self._files_gen = 0  # bumped by every write to the files table (records() cache)
+        self._records_cache: tuple | None = None
+        #: a read-only open of a folder where SQLite cannot create its -wal/-shm files (a read-only folder, a
+        #: full disk) reads the database file as it is ("immutable": nothing is created or written)
+        self._immutable = False
         db = None
         try:
             db = self._connect()
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
-            self._check_schema()
+            try:
+                self._check_schema()
+            except sqlite3.OperationalError:
+                if not readonly:
+                    raise
+                self._close_all()
+                self._local = threading.local()
+                self._immutable = True
+                self._connect()
+                self._check_schema()
         except (sqlite3.DatabaseError, ArtStyleError) as e:
             self._close_all()
             if isinstance(e, ArtStyleError):
@@ -327,7 +441,9 @@ class IndexStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
-            uri = "file:" + str(self.db_path) + "?mode=ro"
+            from urllib.parse import quote
+
+            uri = "file:" + quote(str(self.db_path)) + ("?mode=ro&immutable=1" if self._immutable else "?mode=ro")
             db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
         else:
             db = sqlite3.connect(str(self.db_path), check_same_thread=False, timeout=30)
@@ -357,29 +473,51 @@ class IndexStore:
                 pass
 
     # -- locking ---------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        """The writer lock file (:data:`LOCK_NAME` in the index directory)."""
+        return self.dir / LOCK_NAME
+
     def acquire_writer_lock(self) -> None:
-        """Take the single-writer lock, or raise IndexLocked if another process holds it."""
-        if self._lock_fh is not None or fcntl is None:
+        """Take the single-writer lock, or raise IndexLocked if another process holds it.
+
+        The lock is :data:`LOCK_NAME`, a name of artstyle's own, opened without following links
+        (``O_NOFOLLOW``, and checked to be the same regular file as the path after opening): a link or
+        anything but a regular file there is refused with a clear :class:`ArtStyleError`, nothing written.
+        The pid is written into it only when it is artstyle's file alone (no other hard link). A file named
+        ``lock`` (:data:`LEGACY_LOCK_NAME`: what older versions locked, or the user's own file) is locked too
+        when it is a regular file, and never written. POSIX uses ``flock``, Windows ``msvcrt.locking``.
+        """
+        if self._lock_fh is not None:
             return
+        path = self.lock_path
+        fd = _open_lock_file(path, create=True)
+        fds = [fd]
         try:
-            fh = open(self.dir / "lock", "a+")
-        except OSError as e:
-            raise write_error(self.dir / "lock", e) from e
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            fh.close()
-            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise IndexLocked(
-                    f"Another artstyle process is indexing this collection (lock {self.dir / 'lock'}). "
-                    "Wait for it to finish, or close the other window."
-                ) from e
+            if not _lock_fd(fd):
+                raise IndexLocked(f"Another artstyle process is indexing this collection (lock {path}). "
+                                  "Wait for it to finish, or close the other window.")
+            legacy = _open_legacy_lock(self.dir / LEGACY_LOCK_NAME)
+            if legacy is not None:
+                fds.append(legacy)
+                if not _lock_fd(legacy):
+                    raise IndexLocked(f"Another (older) artstyle process is indexing this collection (lock "
+                                      f"{self.dir / LEGACY_LOCK_NAME}). Wait for it to finish, or close the other "
+                                      "window.")
+            if os.fstat(fd).st_nlink == 1:  # artstyle's file alone: the pid, for people and tests
+                try:
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                except OSError as e:
+                    raise write_error(path, e) from e
+        except BaseException as e:
+            for f in reversed(fds):
+                _unlock_close(f)
+            if isinstance(e, OSError):  # flock itself failed (ENOLCK on some network file systems, ...)
+                raise ArtStyleError(f"Could not lock the index ({path}): {e.strerror or e}.") from e
             raise
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        self._lock_fh = fh
+        self._lock_fh = fds
 
     @property
     def holds_writer_lock(self) -> bool:
@@ -387,11 +525,9 @@ class IndexStore:
 
     def release_writer_lock(self) -> None:
         if self._lock_fh is not None:
-            try:
-                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)  # type: ignore[union-attr]
-            finally:
-                self._lock_fh.close()
-                self._lock_fh = None
+            fds, self._lock_fh = self._lock_fh, None
+            for fd in reversed(fds):
+                _unlock_close(fd)
 
     def close(self) -> None:
         self.release_writer_lock()
@@ -432,7 +568,20 @@ class IndexStore:
 
     @_guarded
     def records(self) -> list[FileRecord]:
-        rows = self.db.execute(f"SELECT {self._COLS} FROM files ORDER BY relpath").fetchall()
+        """Every file record, by relpath. Read again only when the files table may have changed: a write
+        through this store (any thread) or a commit by another connection (SQLite's data_version); the
+        records themselves are shared between callers, which only read them."""
+        db = self.db
+        key = (id(db), self._files_gen, db.execute("PRAGMA data_version").fetchone()[0])
+        cached = self._records_cache
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
+        out = self._read_records(db)
+        self._records_cache = (key, out)
+        return list(out)
+
+    def _read_records(self, db: sqlite3.Connection) -> list[FileRecord]:
+        rows = db.execute(f"SELECT {self._COLS} FROM files ORDER BY relpath").fetchall()
         parsed: dict[str, dict[str, str]] = {}  # most paintings share a few label sets: parse each once
         out = []
         for r in rows:
@@ -456,6 +605,7 @@ class IndexStore:
         return {r.relpath: r for r in self.records()}
 
     def upsert_files(self, recs: Iterable[FileRecord]) -> None:
+        self._files_gen += 1
         now = time.time()
         rows = [
             (_db_relpath(r.relpath), r.size, r.mtime_ns, r.hash, r.status, r.error,
@@ -471,10 +621,12 @@ class IndexStore:
         )
 
     def delete_files(self, relpaths: Iterable[str]) -> int:
+        self._files_gen += 1
         cur = self.db.executemany("DELETE FROM files WHERE relpath=?", [(_db_relpath(p),) for p in relpaths])
         return cur.rowcount
 
     def update_labels(self, labels: dict[str, dict[str, str]]) -> None:
+        self._files_gen += 1
         with self.transaction():
             self.db.executemany(
                 "UPDATE files SET labels=? WHERE relpath=?",
@@ -502,6 +654,8 @@ class IndexStore:
         row = self.db.execute("SELECT id FROM featuresets WHERE key=?", (key,)).fetchone()
         if row:
             return int(row[0])
+        if self.readonly:  # never indexed with these features: nothing is stored for them
+            return -1
         with self.transaction():
             cur = self.db.execute(
                 "INSERT INTO featuresets(key, config) VALUES(?, ?)", (key, json.dumps(config, sort_keys=True))
