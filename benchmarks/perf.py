@@ -183,7 +183,7 @@ def engine_loop(paths: list[Path], backbone: str, work: Path, net) -> tuple[floa
     for i, p in enumerate(paths):
         os.symlink(p, root / f"{i:05d}{p.suffix}")
     try:
-        st = Settings(backbone=backbone, k=5)
+        st = Settings(backbone=backbone, k=5, follow_links=True)  # the folder holds links to the images
         col = Collection(root, settings=st, index_dir=idx)
         col._backbone, col._backbone_key = net, (backbone, None, st.runtime, st.device)  # loaded once, outside
         import numpy as _np
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = work if q else ROOT / "docs"
     args.json = args.json or str(out_dir / "benchmarks.json")
     args.md = args.md or str(out_dir / "benchmarks.md")
-    args.n = {"effnet-lite0": {"wikiart7-dev": 32 if q else 600, "large": 8 if q else 200},
+    args.n = {"effnet-lite0-art": {"wikiart7-dev": 32 if q else 600, "large": 8 if q else 200},
               "resnet50": {"wikiart7-dev": 8 if q else 200, "large": 4 if q else 80}}
     args.rounds = 1 if q else 2
     args.large_n = 8 if q else 300
