@@ -59,6 +59,7 @@ from ..progress import Progress, ProgressGen, run
 #: was fitted on have been added or removed since; then (or when asked: Re-fit, ``artstyle index --refit``)
 #: everything is fitted again. Fits on fewer than REFIT_MIN paintings are always redone (they take seconds).
 REFIT_SHARE = 0.10
+GPU_BATCH = 64  # images per engine batch when the network runs on a GPU (Backbone.to_device: 64 per pass)
 REFIT_MIN = 50
 PLACED_NPZ, PLACED_JSON = "placed.npz", "placed.json"
 
@@ -231,8 +232,10 @@ class Collection:
                 net = self.backbone()
                 layout = self.layout
                 yield Progress("extract", 0, total, f"{total:,} images to read")
-                threads = st.decode_threads or max(2, min(8, (os.cpu_count() or 2)))
-                bs = max(1, st.batch_size)
+                on_gpu = getattr(net, "device", "cpu") not in ("cpu", None)
+                # on a GPU the network is no longer the CPU's work: every core decodes, in larger batches
+                threads = st.decode_threads or (os.cpu_count() or 2 if on_gpu else max(2, min(8, os.cpu_count() or 2)))
+                bs = max(1, st.batch_size, GPU_BATCH if on_gpu else 1)
                 batches = [todo[i : i + bs] for i in range(0, total, bs)]
                 done = 0
                 with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artstyle-decode") as pool:
