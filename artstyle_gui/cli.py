@@ -658,7 +658,8 @@ def _wrap(fn):
 
 
 def cmd_topics(args) -> int:
-    from .core.explore.summaries import topic_summaries
+    from .core.explore.summaries import auto_topic_names, topic_summaries
+    from .core.search import format_topic_label
 
     with open_collection(args) as col:
         an = _ensure_analysis(col, args.quiet, args)
@@ -672,12 +673,15 @@ def cmd_topics(args) -> int:
                 raise UsageError(f"no topic {t}: the topics are 1 to {an.topics.k}")
         for t, name in args.name:
             col.set_topic_name(t - 1, name or None)
-        sums = topic_summaries(an, args.top, names=col.topic_names())
-        if args.json:
+        user = col.topic_names(an)
+        auto = auto_topic_names(an)  # suggestions for the topics the user has not named
+        sums = topic_summaries(an, args.top, names=user)
+        if args.json:  # "name": the user's name or "Topic N"; "suggested_name": the automatic one
             print(_json({"k": an.topics.k, "fitted_on": an.fitted_on, "added_since": an.added_since,
                               "removed_since": an.removed_since, "curve": {"k": an.topics.curve_k,
                               "perplexity": an.topics.curve_perplexity},
-                              "topics": [s.__dict__ for s in sums]}, indent=1))
+                              "topics": [{**s.__dict__, "suggested_name": auto.get(s.topic, "")}
+                                         for s in sums]}, indent=1))
             return EXIT_OK
         mode = "fixed" if col.settings.k else "auto: held-out perplexity elbow"
         print(f"{an.topics.k} topics ({mode}; input {an.topics.input_kind}) over {an.n:,} paintings")
@@ -688,7 +692,8 @@ def cmd_topics(args) -> int:
                                                                             an.topics.curve_perplexity)))
         for s in sums:
             arts = ", ".join(f"{a} ({c})" for a, c in s.top_artists) or "-"
-            print(f"\n{printable(col.topic_label(s.topic))}: {s.size} paintings ({s.share:.0%}), "
+            label = format_topic_label(s.topic, user.get(s.topic) or auto.get(s.topic))
+            print(f"\n{printable(label)}: {s.size} paintings ({s.share:.0%}), "
                   f"mean p={s.mean_probability:.2f}; artists: {printable(arts)}")
             for p, v in s.top_paintings:
                 print(f"    {v:.2f}  {printable(p)}")
@@ -703,8 +708,10 @@ def cmd_export(args) -> int:
         if args.outdir.exists() and not args.outdir.is_dir():
             raise ArtStyleError(f"{printable(args.outdir)} is a file: export writes a folder of files (topics.csv, "
                                 "paintings.csv, artists.csv, provenance.json). Give a folder (new or existing).")
-        _ensure_analysis(col, args.quiet, args)
-        for p in col.export(args.outdir):
+        from .core.explore.summaries import names_with_auto
+
+        an = _ensure_analysis(col, args.quiet, args)
+        for p in col.export(args.outdir, topic_names=names_with_auto(an, col.topic_names(an))):
             print(printable(p))
     return EXIT_OK
 
@@ -891,7 +898,9 @@ def cmd_map(args) -> int:
             check_outside(col.root, args.out, what="map CSV")
         an = _ensure_analysis(col, args.quiet, args)
         xy = drive(col.style_map(args.method), args.quiet)
-        names = col.topic_names()
+        from .core.explore.summaries import names_with_auto
+
+        names = names_with_auto(an, col.topic_names(an))  # the user's names, else automatic ones
         columns = [args.label] if args.label else None
         method = resolve_method(args.method, an.n)
         if args.out is None:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core import search
 from ..core.analysis.topics import set_topic_processes
 from ..core.errors import ArtStyleError
+from ..core.explore.summaries import auto_topic_names
 from ..core.index.collection import Collection, problems_of
 from ..core.index.preload import preload_engine_modules
 from ..core.ingest.store import FileRecord
@@ -76,7 +77,8 @@ class Controller(QObject):
         self._rec_map: dict[str, FileRecord] = {}
         self.problems: list[tuple[str, str]] = []
         self.current: str | None = None
-        self.topic_names: dict[int, str] = {}
+        self.topic_names: dict[int, str] = {}  # the user's names (automatic ones: auto_topic_name)
+        self._auto_names: tuple[object, dict[int, str]] = (None, {})
         self.closing: list[Collection] = []  # closed folders whose cancelled job is still stopping
         self._history: list[str] = []
         self._hpos = -1
@@ -128,13 +130,24 @@ class Controller(QObject):
             return None
         return self.analysis.topics.mixtures[row]
 
+    def auto_topic_name(self, t: int) -> str:
+        """The suggested name of topic ``t`` of the analysis shown ("" if none): from its top labels, else
+        its colours (``summaries.auto_topic_names``, computed once per analysis)."""
+        an = self.analysis
+        if self._auto_names[0] is not an:
+            try:
+                self._auto_names = (an, auto_topic_names(an))
+            except Exception:  # noqa: BLE001 - a suggestion is never worth an error
+                self._auto_names = (an, {})
+        return self._auto_names[1].get(t, "")
+
     def topic_name(self, t: int) -> str:
-        """The user's name of topic ``t`` (0-based), else "Topic t+1"."""
-        return self.topic_names.get(t) or f"Topic {t + 1}"
+        """The user's name of topic ``t`` (0-based), else the suggested one, else "Topic t+1"."""
+        return self.topic_names.get(t) or self.auto_topic_name(t) or f"Topic {t + 1}"
 
     def topic_label(self, t: int) -> str:
-        """"Topic 3 · Dark portraits" (named) or "Topic 3" for t = 2 (as the core's)."""
-        return search.format_topic_label(t, self.topic_names.get(t))
+        """"Topic 3 · Dark portraits" (named or suggested) or "Topic 3" for t = 2 (as the core's)."""
+        return search.format_topic_label(t, self.topic_names.get(t) or self.auto_topic_name(t))
 
     def rename_topic(self, t: int, name: str) -> None:
         """Give topic ``t`` a name (empty: back to 'Topic t+1'), kept in the index (the CLI and exports

@@ -187,6 +187,12 @@ class MainWindow(QMainWindow):
         v.addAction(self.act_bigger)
         v.addAction(self.act_smaller)
         v.addAction(self.act_zoom)
+        self.act_original = self.make_action("Show Pictures with Their &Bars", self._on_show_original_toggled,
+                                             tip="Show the pictures as the files are, with letterbox bars and scan "
+                                                 "margins (the engine always reads the trimmed picture)")
+        self.act_original.setCheckable(True)
+        self.act_original.setChecked(self.loader.show_original())
+        v.addAction(self.act_original)
         v.addSeparator()
         v.addAction(self.act_fullscreen)
         g = mb.addMenu("&Go")
@@ -196,7 +202,25 @@ class MainWindow(QMainWindow):
         t.addAction(self.act_duplicates)
         t.addAction(self.act_map_export)
         h = mb.addMenu("&Help")
+        self.act_help = self.make_action("&How to Use", self.open_help,
+                                         QKeySequence(QKeySequence.StandardKey.HelpContents),
+                                         "What topics are, how similar paintings are found, what the scores mean")
+        self.act_shortcuts = self.make_action("&Keyboard Shortcuts", self.open_shortcuts, None,
+                                              "Every keyboard shortcut of this window")
+        h.addAction(self.act_help)
+        h.addAction(self.act_shortcuts)
+        h.addSeparator()
         h.addAction(self.make_action("&About artstyle", self.about))
+
+    def open_help(self) -> None:
+        from .dialogs.help import HelpDialog
+
+        HelpDialog(self).exec()
+
+    def open_shortcuts(self) -> None:
+        from .dialogs.help import ShortcutsDialog
+
+        ShortcutsDialog(self).exec()
 
     def _fill_recent_menu(self) -> None:
         m = self.recent_menu
@@ -262,7 +286,8 @@ class MainWindow(QMainWindow):
         col = c.need_collection()
         if col is None:
             return
-        names = dict(c.topic_names)
+        names = {t: c.topic_name(t) for t in range(c.analysis.topics.k)} if c.analysis is not None and \
+            c.analysis.topics is not None else dict(c.topic_names)  # the user's names, else suggested ones
 
         def done(paths) -> None:
             paths = [Path(p) for p in paths]
@@ -328,6 +353,11 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str, details: str = "") -> None:
         self.message_bar.show_message(message, details)
+
+    def _on_show_original_toggled(self, on: bool) -> None:
+        self.loader.set_show_original(on)
+        if self.controller.current is not None:  # the preview follows at once
+            self.detail.show_painting(self.controller.current)
 
     def _step_thumbs(self, d: int) -> None:
         self.gallery.size_slider.setValue(self.gallery.delegate.thumb + d)

@@ -15,6 +15,7 @@ slice of the overall progress with :func:`scaled` (idea from Orange3's
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Generator, Iterator, TypeVar
@@ -94,38 +95,64 @@ def collect(gen: ProgressGen[T]) -> tuple[list[Progress], T]:
 
 
 class RateEstimator:
-    """Smoothed rate and ETA for a stage (exponential moving average)."""
+    """Smoothed rate and ETA of a stage.
 
-    def __init__(self, alpha: float = 0.3) -> None:
-        self.alpha = alpha
+    The rate is an exponential moving average with a time constant (``tau`` seconds: a burst of
+    quick events weighs no more than one slow one), and the ETA itself is smoothed: each new estimate
+    is blended with the previous one counted down by the time since, so it does not jump
+    (00:54 -> 04:19 -> 01:05). No ETA in a stage's first ``warmup`` seconds or before ``min_updates``
+    rate measurements, and none for a stage without a total or without progress.
+    """
+
+    def __init__(self, alpha: float = 0.3, *, tau: float = 8.0, warmup: float = 3.0, min_updates: int = 2,
+                 clock=time.monotonic) -> None:
+        self.alpha = alpha  # weight of a new ETA estimate against the counted-down previous one
+        self.tau = tau
+        self.warmup = warmup
+        self.min_updates = min_updates
+        self._clock = clock
         self.reset()
 
     def reset(self) -> None:
         self._stage: str | None = None
-        self._t0 = time.monotonic()
+        self._t0 = self._clock()
         self._last_t = self._t0
         self._last_done = 0
+        self._updates = 0
+        self._eta: float | None = None
+        self._eta_t = self._t0
         self.rate: float | None = None
 
-    def update(self, p: Progress) -> tuple[float | None, float | None]:
-        """Feed an event; return (rate per second, eta seconds) or Nones."""
-        now = time.monotonic()
+    def update(self, p: Progress, now: float | None = None) -> tuple[float | None, float | None]:
+        """Feed an event; return (rate per second, eta seconds), each None when not known yet."""
+        now = self._clock() if now is None else now
         if p.stage != self._stage or p.done < self._last_done:
             self._stage = p.stage
-            self._t0 = self._last_t = now
+            self._t0 = self._last_t = self._eta_t = now
             self._last_done = p.done
+            self._updates = 0
+            self._eta = None
             self.rate = None
             return None, None
         dt = now - self._last_t
         dn = p.done - self._last_done
         if dt > 0 and dn > 0:
             inst = dn / dt
-            self.rate = inst if self.rate is None else self.alpha * inst + (1 - self.alpha) * self.rate
+            w = 1.0 - math.exp(-dt / self.tau) if self.tau > 0 else 1.0
+            self.rate = inst if self.rate is None else w * inst + (1 - w) * self.rate
             self._last_t, self._last_done = now, p.done
-        eta = None
-        if self.rate and p.total:
-            eta = max(0.0, (p.total - p.done) / self.rate)
-        return self.rate, eta
+            self._updates += 1
+        if (not self.rate or not p.total or p.done >= p.total or now - self._t0 < self.warmup
+                or self._updates < self.min_updates):
+            return self.rate, None
+        est = max(0.0, (p.total - p.done) / self.rate)
+        if self._eta is None:
+            self._eta = est
+        else:
+            counted = max(0.0, self._eta - (now - self._eta_t))
+            self._eta = self.alpha * est + (1 - self.alpha) * counted
+        self._eta_t = now
+        return self.rate, self._eta
 
 
 def format_eta(seconds: float | None) -> str:

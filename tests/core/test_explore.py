@@ -525,7 +525,7 @@ def test_cli_topic_names(cli, tmp_path, capsys):
         with open(tmp_path / "ex" / "topics.csv", newline="", encoding="utf-8") as fh:
             assert [r["name"] for r in csv.DictReader(fh)][1] == 'Blue "stripes"'
         assert main(["-q", "topics", str(root), *base, "--name", "4="]) == 0  # cleared
-        assert "Topic 4 · " not in capsys.readouterr().out
+        assert "Topic 4 · Swirls" not in capsys.readouterr().out  # back to its suggested name
         assert main(["-q", "topics", str(root), *base, "--name", "9=Nine"]) == 2
         assert "no topic 9" in capsys.readouterr().err
         for bad in ("Blue", "x=Blue", "0=Zero"):

@@ -71,8 +71,21 @@ class GroupModel(QAbstractListModel):
             self.dataChanged.emit(ix, ix, [Qt.ItemDataRole.DecorationRole])
 
 
+#: the defaults: strict, so that two different portraits (0.84 / 10 bits) are not called the same picture
+DEFAULT_THRESHOLD = 90
+DEFAULT_HAMMING = 6
+#: a pair at least this similar and at most this many hash bits apart is "the same picture"; weaker
+#: matches are a "possible duplicate"
+SURE_SIMILARITY = 0.95
+SURE_HAMMING = 4
+
+
+def is_sure(sim: float | None, ham: int | None) -> bool:
+    return sim is not None and sim == sim and sim >= SURE_SIMILARITY and ham is not None and ham <= SURE_HAMMING
+
+
 def group_title(i: int, g) -> str:
-    how = "crop" if any(g.crops) else "same picture"
+    how = "crop" if any(g.crops) else "same picture" if is_sure(g.similarity, g.max_hamming) else "possible duplicate"
     return (f"Group {i + 1} · {g.size} paintings · similarity ≥ {g.similarity:.3f} · "
             f"hash distance ≤ {g.max_hamming} bits · {how}")
 
@@ -84,7 +97,8 @@ def member_caption(g, j: int) -> str:
     ham = g.hammings[j] if j < len(g.hammings) else None
     crop = g.crops[j] if j < len(g.crops) else False
     bits = "crop" if crop else f"{ham} bits" if ham is not None else ""
-    return f"sim {sim:.3f} · {bits}"
+    weak = "" if crop or is_sure(sim, ham) else " · possible duplicate"
+    return f"sim {sim:.3f} · {bits}{weak}"
 
 
 class GroupDelegate(QStyledItemDelegate):
@@ -228,14 +242,14 @@ class DuplicatesDialog(QDialog):
         intro.setTextFormat(Qt.TextFormat.RichText)
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(70, 99)
-        self.threshold.setValue(80)
+        self.threshold.setValue(DEFAULT_THRESHOLD)
         self.threshold.setToolTip("Embedding (cosine) similarity a pair needs to be checked; lower finds more "
                                   "candidates (slower, and the hash still has to agree)")
         self.threshold_label = QLabel()
         self.threshold_label.setMinimumWidth(36)
         self.hamming = QSpinBox()
         self.hamming.setRange(0, 32)
-        self.hamming.setValue(10)
+        self.hamming.setValue(DEFAULT_HAMMING)
         self.hamming.setSuffix(" bits")
         self.hamming.setToolTip("Largest difference of the 64-bit perceptual hashes (re-encodes and resizes: "
                                 "0-4 bits; unrelated paintings: 12 and more)")
@@ -281,13 +295,15 @@ class DuplicatesDialog(QDialog):
         self.duplicates_found.connect(self._on_duplicates_found)
         controller.job_started.connect(self._on_controller_job_changed)
         controller.job_finished.connect(self._on_controller_job_finished)
+        controller.progress_changed.connect(self._on_controller_progress_changed)
         controller.selection_changed.connect(self._on_controller_selection_changed)
         controller.collection_changed.connect(lambda _c: self.show_groups([], []))
         self._update_threshold_label()
 
     # ---------------------------------------------------------------- actions
     def find(self) -> None:
-        self.summary.setText("Searching… (progress and Cancel in the status bar)")
+        busy = self.controller.job_name not in (None, "duplicates")
+        self.summary.setText("Waiting for indexing to finish…" if busy else "Searching…")
         self.find_btn.setEnabled(False)
         self.find_duplicates(self.threshold.value() / 100.0, self.hamming.value(), self.crops.isChecked())
 
@@ -364,6 +380,14 @@ class DuplicatesDialog(QDialog):
     def _on_controller_job_changed(self, name: str) -> None:
         if name == "duplicates":
             self.find_btn.setEnabled(False)
+            self.summary.setText("Searching…")
+
+    def _on_controller_progress_changed(self, prog, *_):
+        """The dialog's own progress: "Searching… N/M" while its search runs (the status bar shows every job)."""
+        if prog is None or self.controller.job_name != "duplicates":
+            return
+        done, total = getattr(prog, "done", 0), getattr(prog, "total", None)
+        self.summary.setText(f"Searching… {done:,}/{total:,}" if total else "Searching…")
 
     def _on_controller_job_finished(self, name: str, outcome: str) -> None:
         if name != "duplicates":

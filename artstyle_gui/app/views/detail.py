@@ -6,14 +6,15 @@ import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (QDialog, QGraphicsItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
-                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QFrame, QGraphicsItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView,
+                               QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 import pyqtgraph as pg  # after PySide6
 
 from ...core import search
+from ...core.explore.summaries import display_fields
 from ...core.analysis.parts import PART_NAMES, PARTS
 from ..controller import NEIGHBOURS
 from ..jobs import Job, step
@@ -22,6 +23,11 @@ from ..widgets.colors import PART_COLOURS, plot_colors, topic_color
 from ..widgets.steer import SteerPanel
 from ..widgets.thumbnails import ThumbnailLoader
 from ..widgets.thumbstrip import NEIGHBOURS_THUMB, Card, ThumbStrip
+
+#: the detail panel's narrowest width (px); its height has no minimum (it scrolls)
+MIN_WIDTH = 240
+#: the preview's largest preferred height (px): it grows up to this as the view has room
+PREVIEW_MAX_H = 560
 
 
 class PreviewWidget(QWidget):
@@ -38,7 +44,8 @@ class PreviewWidget(QWidget):
         self._pm: QPixmap | None = None
         self._scaled: QPixmap | None = None
         self._placeholder = "No painting selected"
-        self.setMinimumSize(160, 160)
+        self._preferred_h = 320
+        self.setMinimumSize(160, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setToolTip("Double-click to zoom")
 
@@ -52,8 +59,15 @@ class PreviewWidget(QWidget):
     def pixmap(self) -> QPixmap | None:
         return self._pm
 
+    def set_preferred_height(self, h: int) -> None:
+        """The height the detail panel would like (what is left of its view once the metadata and the
+        neighbours fit); the widget is at least its minimum height."""
+        if abs(h - self._preferred_h) > 2:
+            self._preferred_h = h
+            self.updateGeometry()
+
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(360, 320)
+        return QSize(360, max(self.minimumHeight(), self._preferred_h))
 
     def paintEvent(self, _ev) -> None:  # noqa: N802
         p = QPainter(self)
@@ -229,7 +243,35 @@ def _section(text: str) -> QLabel:
     f = lab.font()
     f.setBold(True)
     lab.setFont(f)
+    _wrapping(lab)
     return lab
+
+
+def _wrapping(lab: QLabel) -> QLabel:
+    """A label that wraps to the panel's width and never widens the panel (a long title, file path or
+    steering description would otherwise push the gallery/detail divider)."""
+    lab.setWordWrap(True)
+    lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    lab.setMinimumWidth(60)
+    return lab
+
+
+#: Plain words for a neighbour's similarity, the cosine similarity of the blended descriptors (1: the
+#: same look, 0: nothing in common; the steered score is on the same 0..1 scale). Thresholds chosen by
+#: eye: on the bundled samples the neighbours within one style score about 0.3 to 0.5, and the issue's
+#: "0.20" was an ordinary neighbour on wikiart7-dev; below 0.15 little is shared.
+SIMILARITY_WORDS = ((0.5, "very similar"), (0.3, "similar"), (0.15, "fairly similar"))
+LEAST_SIMILAR_WORD = "a bit similar"
+
+
+def similarity_words(score: float, metric: str = "cosine") -> tuple[str, str]:
+    """(word, tooltip) for a neighbour's score; ``euclidean`` scores (-squared distance of unit
+    vectors) are turned back into the cosine similarity first."""
+    sim = 1.0 + score / 2.0 if metric == "euclidean" else score
+    word = next((w for t, w in SIMILARITY_WORDS if sim >= t), LEAST_SIMILAR_WORD)
+    scale = ", ".join(f"{w} from {t:.2f}" for t, w in SIMILARITY_WORDS)
+    return word, (f"similarity {sim:.2f} on a scale from 0 (nothing in common) to 1 (the same look): "
+                  f"{scale}, else {LEAST_SIMILAR_WORD}")
 
 
 class DetailPanel(QWidget):
@@ -257,9 +299,10 @@ class DetailPanel(QWidget):
         f.setPointSizeF(f.pointSizeF() * 1.3)
         f.setBold(True)
         self.title.setFont(f)
-        self.title.setWordWrap(True)
+        _wrapping(self.title)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         head = QHBoxLayout()
+        head.setSpacing(2)
         head.addWidget(self.title, 1)
         for act in (back_action, forward_action):
             if act is not None:
@@ -269,43 +312,62 @@ class DetailPanel(QWidget):
                 head.addWidget(b, 0, Qt.AlignmentFlag.AlignTop)
 
         self.preview = PreviewWidget()
-        self.meta = QLabel()
-        self.meta.setWordWrap(True)
+        self.meta = _wrapping(QLabel())
         self.meta.setTextFormat(Qt.TextFormat.RichText)
-        self.meta.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.meta.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                          | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.more_details = False  # the labels' other columns (Md5, Width, ...): shown on request
+        self.meta.linkActivated.connect(self._on_meta_link_activated)
         self.meta.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.neigh_label = _section("Most similar")
         self.neigh_label.setTextFormat(Qt.TextFormat.PlainText)  # may hold a user's topic names
-        legend = QLabel("  ".join(
-            f'<span style="color:{PART_COLOURS[p].name()}">■</span> {PART_NAMES[p]}' for p in PARTS))
-        legend.setToolTip("The bar under each neighbour shows how much of the similarity comes from "
-                          "CNN content features, texture (Gram) statistics and colour")
-        nh = QHBoxLayout()
-        nh.addWidget(self.neigh_label)
-        nh.addStretch(1)
-        nh.addWidget(legend)
-        self.strip = ThumbStrip(loader, thumb=NEIGHBOURS_THUMB)
+        self.legend = _wrapping(QLabel("Why similar: " + "  ".join(
+            f'<span style="color:{PART_COLOURS[p].name()}">■</span>&nbsp;{PART_NAMES[p]}' for p in PARTS)))
+        lf = self.legend.font()
+        lf.setPointSizeF(lf.pointSizeF() * 0.9)
+        self.legend.setFont(lf)
+        self.legend.setToolTip("The bar under each neighbour shows how much of the similarity comes from "
+                               "CNN content features, texture (Gram) statistics and colour")
+        self.strip = ThumbStrip(loader, thumb=NEIGHBOURS_THUMB, grid=True)  # every neighbour, no scrolling
         self.strip.card_activated.connect(self._on_strip_card_activated)
 
         self.mix_label = _section("Topic mixture")
         self.chart = MixtureChart()
         self.chart.setFixedHeight(150)
+        self.chart.setMinimumWidth(120)
         self.chart.topic_clicked.connect(self.topic_requested)
         self.steer = SteerPanel(controller)
         self.steer.changed.connect(self._on_steer_changed)
 
-        lay = QVBoxLayout(self)
+        # One column in a fixed order inside a scroll area: the panel's minimum size never depends on
+        # its content, so a long title, a label text that changes while indexing or the "More like
+        # this, but…" section opening neither moves the gallery/detail divider nor resizes the window.
+        self.body = QWidget()
+        self.body.setObjectName("detail_body")
+        lay = QVBoxLayout(self.body)
         lay.setContentsMargins(10, 8, 10, 8)
         lay.setSpacing(6)
-        lay.addLayout(head)
         lay.addWidget(self.preview, 1)
+        lay.addLayout(head)
         lay.addWidget(self.meta)
-        lay.addLayout(nh)
+        lay.addWidget(self.neigh_label)
+        lay.addWidget(self.legend)
         lay.addWidget(self.strip)
         lay.addWidget(self.mix_label)
         lay.addWidget(self.chart)
         lay.addWidget(self.steer)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.body)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+        self.setMinimumWidth(MIN_WIDTH)
+        self._above_neighbours = (head, self.meta, self.neigh_label, self.legend, self.strip)
+        self.scroll.viewport().installEventFilter(self)
 
         self.preview.zoom_requested.connect(self.open_zoom)
         loader.preview_ready.connect(self._on_loader_preview_ready)
@@ -368,18 +430,35 @@ class DetailPanel(QWidget):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
 
+    # ---------------------------------------------------------------- layout
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802
+        if ev.type() == QEvent.Type.Resize and obj is self.scroll.viewport():
+            self._fit_preview()
+        return super().eventFilter(obj, ev)
+
+    def _fit_preview(self) -> None:
+        """Give the preview what the view has left once the title, the metadata and every neighbour
+        fit, so that they show without scrolling; at least the preview's minimum height, at most
+        ``PREVIEW_MAX_H`` (the chart and "More like this, but…" follow below, reached by scrolling)."""
+        vp = self.scroll.viewport()
+        lay = self.body.layout()
+        m = lay.contentsMargins()
+        inner = vp.width() - m.left() - m.right()
+        rest = m.top() + m.bottom() + lay.spacing() * len(self._above_neighbours)
+        for item in self._above_neighbours:
+            if isinstance(item, QHBoxLayout):
+                rest += self.title.heightForWidth(max(1, inner - 60)) if self.title.text() else 0
+            elif item.isVisibleTo(self.body):
+                rest += item.heightForWidth(inner) if item.hasHeightForWidth() else item.sizeHint().height()
+        self.preview.set_preferred_height(min(PREVIEW_MAX_H, vp.height() - rest))
+
     # ---------------------------------------------------------------- helpers
     def _meta_html(self, relpath: str, rec) -> str:
+        """Title / artist / style / year / genre, size, topic and file; the labels' other columns (Md5,
+        Width, Source commit, ...) under "More details" (summaries.display_fields decides which are which)."""
         c = self.controller
-        labels = dict(rec.labels) if rec else {}
-        rows = []
-        for key in ("artist", "year", "style"):
-            if labels.get(key):
-                rows.append((key.capitalize(), labels.pop(key)))
-        labels.pop("title", None)
-        for key, val in sorted(labels.items()):
-            if key not in ("path", "source") and val:
-                rows.append((key.capitalize(), val))
+        known, more = display_fields(dict(rec.labels) if rec else {})
+        rows = [(k, v) for k, v in known if k != "Title"]  # the title is the panel's heading
         if rec is not None and rec.width and rec.height:
             rows.append(("Size", f"{rec.width} × {rec.height} px"))
         mix = c.mixture(relpath)
@@ -388,10 +467,22 @@ class DetailPanel(QWidget):
             col = topic_color(t).name()
             rows.append(("Topic", f'<span style="color:{col}">●</span> {html.escape(c.topic_name(t))} '
                                   f"({mix[t]:.0%})"))
-        rows.append(("File", html.escape(relpath)))
-        cells = "".join(f'<tr><td style="padding-right:10px; color:palette(placeholder-text)">{k}</td>'
-                        f"<td>{v if k in ('Topic', 'File') else html.escape(str(v))}</td></tr>" for k, v in rows)
-        return f"<table>{cells}</table>"
+        rows.append(("File", html.escape(relpath).replace("/", "/\u200b")))  # may wrap after a folder
+        raw = {"Topic", "File"}
+        if more and self.more_details:
+            rows += [(k, v) for k, v in more]
+        cells = "".join(f'<tr><td style="padding-right:10px; color:palette(placeholder-text)">{html.escape(k)}</td>'
+                        f"<td>{v if k in raw else html.escape(str(v))}</td></tr>" for k, v in rows)
+        link = ""
+        if more:
+            link = ('<a href="less">Fewer details</a>' if self.more_details
+                    else f'<a href="more">More details ({len(more)})</a>')
+        return f"<table>{cells}</table>{link}"
+
+    def _on_meta_link_activated(self, which: str) -> None:
+        self.more_details = which == "more"
+        if self.external is None and self.controller.current is not None:
+            self.show_painting(self.controller.current)
 
     def _show_neighbours(self, relpath: str) -> None:
         """The plain nearest neighbours, or the collection re-ranked by "More like this, but…"."""
@@ -432,17 +523,22 @@ class DetailPanel(QWidget):
         c = self.controller
         an = c.analysis
         dom = an.dominant_topics() if an is not None else None
+        metric = "cosine" if steered or an is None else an.metric
         cards = []
         for nb in neighbours:
             rec = c.record(nb.relpath)
-            cap = caption_of(nb.relpath, rec.labels if rec else {})
+            labels = rec.labels if rec else {}
+            cap = caption_of(nb.relpath, labels)
+            sub = " · ".join(v for v in (labels.get("artist"), labels.get("style")) if v) or labels.get("year", "")
             topic = int(dom[nb.row]) if dom is not None and nb.row < len(dom) else -1
-            cards.append(Card(nb.relpath, c.path_of(nb.relpath), cap, nb.score,
-                              f"{'steered score' if steered else 'similarity'} {nb.score:.3f}", dict(nb.shares),
-                              topic))
+            word, tip = similarity_words(nb.score, metric)
+            if steered:
+                tip = "re-ranked by “More like this, but…”: " + tip
+            cards.append(Card(nb.relpath, c.path_of(nb.relpath), cap, nb.score, word, dict(nb.shares), topic,
+                              subtitle=sub, score_tip=tip))
         self.strip.set_cards(cards)
         self.strip.scrollToTop()
-
+        self._fit_preview()
     def _set_preview(self, path: str | None) -> None:
         self.shown_path = path
         if path is None:

@@ -95,8 +95,8 @@ class GalleryModel(QAbstractListModel):
         i = self._order[row]
         rel, lab = self._rel[i], self._labels[i]
         s = float(self._score[i])
-        return (f"{self.root}/{rel}", caption_of(rel, lab), subtitle_of(lab), int(self._topic[i]),
-                None if np.isnan(s) else s)
+        cap, sub = cell_texts(rel, lab)
+        return (f"{self.root}/{rel}", cap, sub, int(self._topic[i]), None if np.isnan(s) else s)
 
     def flags(self, index):
         if not index.isValid():
@@ -347,6 +347,20 @@ class GalleryModel(QAbstractListModel):
         self.dataChanged.emit(ix, ix, [Qt.ItemDataRole.DecorationRole])
 
 
+def cell_texts(relpath: str, labels: dict) -> tuple[str, str]:
+    """(caption, second line) of a gallery cell: the title, else the file name (with its extension when
+    the stem is a bare number such as "1694"); then artist · style (else year), never repeating the
+    caption."""
+    cap = caption_of(relpath, labels)
+    if not labels.get("title") and not any(ch.isalpha() for ch in cap):
+        cap = relpath.rstrip("/").rpartition("/")[2] or cap
+    parts = [labels.get("artist", ""), labels.get("style", "")]
+    if not any(parts):
+        parts = [labels.get("year", ""), labels.get("genre", "")]
+    sub = " · ".join(x for x in dict.fromkeys(parts) if x and x != cap)
+    return cap, sub or (subtitle_of(labels) if subtitle_of(labels) != cap else "")
+
+
 class GalleryDelegate(QStyledItemDelegate):
     """Constant-size cells: thumbnail, topic dot + caption, artist line, optional score badge."""
 
@@ -403,8 +417,8 @@ class GalleryDelegate(QStyledItemDelegate):
         text_pen = pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
         x = r.x() + 6
         if t is not None and t >= 0:
-            d = max(8, fm.height() // 2)
-            painter.setPen(QPen(QColor(255, 255, 255, 200) if selected else Qt.PenStyle.NoPen))
+            d = max(10, int(fm.height() * 0.8))  # big enough to tell the colours apart
+            painter.setPen(QPen(QColor(255, 255, 255, 220) if selected else pal.color(QPalette.ColorRole.Mid), 1))
             painter.setBrush(topic_color(t))
             painter.drawEllipse(QRect(x, y + (fm.height() - d) // 2, d, d))
             x += d + 5
@@ -480,6 +494,7 @@ class GalleryPanel(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.setFrameShape(QListView.Shape.NoFrame)
         self.view.verticalScrollBar().setSingleStep(24)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the grid fits the width
         self.view.viewport().installEventFilter(self)
 
         top = QHBoxLayout()
@@ -528,6 +543,8 @@ class GalleryPanel(QWidget):
         """Spread the columns over the whole width (constant cells, no ragged right margin)."""
         base = self.delegate.cell_size(self.view.font()) + QSize(6, 6)
         w = self.view.viewport().width() - 2
+        if w < base.width():  # narrower than one cell: shrink the cell (never a horizontal scrollbar)
+            base.setWidth(max(24, w))
         cols = max(1, w // base.width())
         grid = QSize(max(base.width(), w // cols), base.height())
         if self.view.gridSize() != grid:
@@ -566,6 +583,7 @@ class GalleryPanel(QWidget):
     # ---------------------------------------------------------------- slots
     def _apply_filter(self) -> None:
         self.model.set_filter(self.filter.text())
+        self.view.scrollToTop()  # a new filter starts at its first match
 
     def _on_sort_changed(self, _i: int) -> None:
         key = self.sort.currentData()

@@ -14,14 +14,16 @@ from pathlib import PurePosixPath
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 import pyqtgraph as pg  # after PySide6
 
 from ...core.explore.summaries import FOLDER, group_columns, group_values
 from ..widgets.captions import caption_of
-from ..widgets.colors import HEATMAP_COLORMAP, plot_colors, topic_rgb
+from ..widgets.colors import HEATMAP_COLORMAP, MARKER_INNER, MARKER_OUTER, plot_colors, topic_rgb
 
+#: the height (px) of the topic colour strip above the columns, whatever the zoom
+STRIP_PX = 12
 MODES = [("topic", "Paintings by dominant topic"), ("label", "Paintings grouped by"),
          ("name", "Paintings by file name"), ("groups", "Mean mixture per")]
 
@@ -40,7 +42,7 @@ class HeatmapView(QWidget):
         self.controller = controller
         self.an = None
         self.mode = "topic"
-        self.column = "artist"
+        self.column: str | None = None  # None: the first of group_columns (style / artist first)
         self.row_order = np.zeros(0, np.int64)  # analysis rows in displayed order (paintings modes)
         self.group_names: list[str] = []
         self.group_sizes: list[int] = []
@@ -53,9 +55,13 @@ class HeatmapView(QWidget):
         for key, text in MODES:
             self.mode_box.addItem(text, key)
         self.column_box = QComboBox()
+        for box in (self.mode_box, self.column_box):  # never cut a text ("Paintings grouped by")
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            box.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
         self.hover = QLabel(" ")
         self.hover.setTextFormat(Qt.TextFormat.RichText)
-        self.hover.setMinimumWidth(200)
+        self.hover.setMinimumWidth(120)
+        self.hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top = QHBoxLayout()
         top.setContentsMargins(6, 6, 6, 0)
         top.addWidget(QLabel("Show:"))
@@ -82,13 +88,29 @@ class HeatmapView(QWidget):
         self.img = pg.ImageItem(axisOrder="row-major")
         self.img.setAutoDownsample(True)
         self.plot.addItem(self.img)
-        self.strip = pg.ImageItem(axisOrder="row-major")  # the topic colours above the columns
-        self.plot.addItem(self.strip)
+        # the topic colours above the columns: a fixed STRIP_PX high view box in the plot's title row,
+        # x-linked to the heatmap, so zooming never swells it
+        self.strip_vb = pg.ViewBox(enableMenu=False)
+        self.strip_vb.setMouseEnabled(x=False, y=False)
+        self.strip_vb.setXLink(self.plot.vb)
+        self.strip_vb.setYRange(0, 1, padding=0)
+        self.strip_vb.setFixedHeight(STRIP_PX)
+        self.plot.layout.removeItem(self.plot.titleLabel)
+        self.plot.titleLabel.setVisible(False)
+        self.plot.layout.addItem(self.strip_vb, 0, 1)
+        self.plot.layout.setRowFixedHeight(0, STRIP_PX)
+        self.strip = pg.ImageItem(axisOrder="row-major")
+        self.strip_vb.addItem(self.strip)
         self.seps = pg.PlotCurveItem(pen=pg.mkPen(255, 255, 255, 150, width=1), connect="pairs")
         self.plot.addItem(self.seps)
-        self.marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#ff3b30", width=2))
-        self.marker.hide()
-        self.plot.addItem(self.marker)
+        # the selected row: a light line in a dark outline, a colour no topic and no viridis value has
+        self.marker_outline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(MARKER_OUTER, width=5))
+        self.marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(MARKER_INNER, width=2))
+        for line in (self.marker_outline, self.marker):
+            line.setZValue(20)
+            line.hide()
+            self.plot.addItem(line)
+        self.marker.visibleChanged.connect(lambda: self.marker_outline.setVisible(self.marker.isVisible()))
         self.cbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(HEATMAP_COLORMAP), interactive=False,
                                     width=16)
         self.cbar.setImageItem(self.img, insert_in=self.plot)
@@ -96,7 +118,7 @@ class HeatmapView(QWidget):
         cax.enableAutoSIPrefix(False)
         cax.setPen(fg)
         cax.setTextPen(fg)
-        cax.setLabel("p(topic | painting)", color=fg.name())
+        cax.setLabel("share of the painting's style", color=fg.name())
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -106,6 +128,7 @@ class HeatmapView(QWidget):
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.column_box.currentIndexChanged.connect(self._on_mode_changed)
         self.plot.vb.sigYRangeChanged.connect(self._update_ticks)
+        self.plot.vb.sigResized.connect(self._update_ticks)  # rows labelled at the final size too
         self.glw.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         self.glw.scene().sigMouseClicked.connect(self._on_scene_clicked)
         controller.analysis_changed.connect(self.set_analysis)
@@ -121,7 +144,7 @@ class HeatmapView(QWidget):
         self.column_box.clear()
         for c in cols:
             self.column_box.addItem(c, c)
-        self.column = cur if cur in cols else cols[0]
+        self.column = cur if cur is not None and cur in cols else cols[0]
         self.column_box.setCurrentIndex(cols.index(self.column))
         self.column_box.blockSignals(False)
         if self.isVisible() or an is None:
@@ -181,7 +204,7 @@ class HeatmapView(QWidget):
             self._data = np.stack([mix[by[g]].mean(0) for g in keys]).astype(np.float32)
             self.row_order = np.zeros(0, np.int64)
             self._groups = [(i, i + 1, f"{g} ({len(by[g])})") for i, g in enumerate(keys)]
-            self.cbar.getAxis("right").setLabel("mean p(topic) in the group")
+            self.cbar.getAxis("right").setLabel("average share in the group")
         else:
             if self.mode == "topic":
                 order = np.lexsort((names, -pdom, dom))
@@ -201,14 +224,13 @@ class HeatmapView(QWidget):
                 self._groups = []
             self.row_order = order.astype(np.int64)
             self._data = mix[self.row_order].astype(np.float32)
-            self.cbar.getAxis("right").setLabel("p(topic | painting)")
+            self.cbar.getAxis("right").setLabel("share of the painting's style")
         n = self._data.shape[0]
         self.img.setImage(self._data, levels=(0.0, max(1e-6, float(self._data.max()))), autoLevels=False)
         self.img.setRect(QRectF(0, 0, k, n))
         self.cbar.setLevels((0.0, max(1e-6, float(self._data.max()))))
-        h = max(0.5, n * 0.02)
         self.strip.setImage(topic_rgb(k).reshape(1, k, 3), levels=(0, 255))
-        self.strip.setRect(QRectF(0, -h * 1.15, k, h))
+        self.strip.setRect(QRectF(0, 0, k, 1))
         xs, ys = [], []
         for start, _end, _lab in self._groups[1:]:
             xs += [0, k]
@@ -217,9 +239,9 @@ class HeatmapView(QWidget):
         self.seps.setVisible(self.mode != "groups")
         step = 1 if k <= 25 else 5
         self.plot.getAxis("top").setTicks([[(t + 0.5, str(t + 1)) for t in range(k) if t == 0 or (t + 1) % step == 0]])
-        self.plot.vb.setLimits(xMin=-0.2, xMax=k + 0.2, yMin=-h * 1.3, yMax=n + max(1, n * 0.01))
+        self.plot.vb.setLimits(xMin=-0.2, xMax=k + 0.2, yMin=0, yMax=n)
         self.plot.setXRange(0, k, padding=0.01)
-        self.plot.setYRange(-h * 1.2, n, padding=0.0)
+        self.plot.setYRange(0, n, padding=0.0)
         what = f"{n:,} paintings" if self.mode != "groups" else f"{n} groups ({self.column})"
         self.hover.setText(f"{what} × {k} topics — hover for values, click to select, wheel to zoom")
         self._update_marker()
@@ -287,6 +309,7 @@ class HeatmapView(QWidget):
             self.marker.hide()
             return
         self.marker.setPos(float(hit[0]) + 0.5)
+        self.marker_outline.setPos(float(hit[0]) + 0.5)
         self.marker.show()
 
     def _update_ticks(self, *_):
@@ -300,9 +323,12 @@ class HeatmapView(QWidget):
         lh = QFontMetrics(axis.style.get("tickFont") or self.font()).height()
         ticks = []
         if self._groups:
-            for start, end, lab in self._groups:
-                if (end - start) * px >= 0.85 * lh and end > y0 and start < y1:
-                    ticks.append(((start + end) / 2, _elide(lab)))
+            shown = [g for g in self._groups if g[1] > y0 and g[0] < y1]
+            if len(shown) * lh <= max(1.0, self.plot.vb.height()):
+                ticks = list(zip(_spread([(max(s, y0) + min(e, y1)) / 2 for s, e, _ in shown], lh / px, y0, y1),
+                                 (_elide(lab) for _s, _e, lab in shown)))  # every band labelled, none overlap
+            else:
+                ticks = [((s + e) / 2, _elide(lab)) for s, e, lab in shown if (e - s) * px >= 0.85 * lh]
         if px >= lh and self.mode != "groups":  # zoomed in: name every visible row
             lo, hi = max(0, int(y0)), min(n, int(np.ceil(y1)))
             minor = [(r + 0.5, _elide(PurePosixPath(self.an.relpaths[int(self.row_order[r])]).name))
@@ -340,3 +366,16 @@ def _none(v: str) -> str:
 
 def _elide(s: str, n: int = 24) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _spread(ys: list[float], gap: float, lo: float, hi: float) -> list[float]:
+    """Positions near ``ys`` (ascending) at least ``gap`` apart inside [lo + gap/2, hi - gap/2] where
+    they fit: the labels of thin neighbouring bands are moved apart instead of drawn over each other."""
+    out: list[float] = []
+    for y in ys:
+        out.append(max(y, lo + gap / 2, out[-1] + gap if out else y))
+    nxt = hi - gap / 2 + gap
+    for i in range(len(out) - 1, -1, -1):
+        out[i] = min(out[i], nxt - gap)
+        nxt = out[i]
+    return out

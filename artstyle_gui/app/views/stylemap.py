@@ -31,11 +31,13 @@ from ...core.explore.summaries import group_columns, group_values
 from .. import prefs
 from ..jobs import Job
 from ..widgets.captions import caption_of
-from ..widgets.colors import NO_TOPIC, plot_colors, swatch, topic_color
+from ..widgets.colors import MARKER_INNER, MARKER_OUTER, NO_TOPIC, plot_colors, swatch, topic_color
 from ..widgets.map_items import FastScatter, HoverCard, MapViewBox, ThumbItem, point_size
 from ..widgets.thumbnails import ThumbnailLoader
 
-MAX_THUMBS = 150  # fewer paintings than this in view: their thumbnails are drawn
+MAX_THUMBS = 150  # fewer paintings than this in view: each one's thumbnail is drawn
+MAX_GRID_POINTS = 3000  # up to this many in view: one thumbnail per grid cell (PixPlot-like), no piles
+GRID_THUMB_PX = 64  # the grid's cell (and thumbnail) side at moderate zoom
 MAX_COLOURS = 19  # label values beyond the most common ones are "other"
 METHODS = [("auto", "Auto", "t-SNE when it finishes in reasonable time (PCA is shown meanwhile), else PCA"),
            ("tsne", "t-SNE", "t-SNE of the search embedding: neighbourhoods are kept, distances between "
@@ -103,7 +105,7 @@ class StyleMapView(QWidget):
         self.colour_box.setToolTip("Colour the points by dominant topic or by a label column")
         self.thumbs_check = QCheckBox("Thumbnails")
         self.thumbs_check.setChecked(True)
-        self.thumbs_check.setToolTip(f"Draw the paintings when fewer than {MAX_THUMBS} are in view (zoom in)")
+        self.thumbs_check.setToolTip("Draw the paintings when zoomed in (one per grid cell, so they never pile up)")
         self.select_btn = QToolButton()
         self.select_btn.setText("Select area")
         self.select_btn.setCheckable(True)
@@ -116,18 +118,27 @@ class StyleMapView(QWidget):
         self.fit_btn = QToolButton()
         self.fit_btn.setText("Fit")
         self.fit_btn.setToolTip("Show the whole map (Home)")
-        top = QHBoxLayout()
+        # two rows (what is shown; what to do with it), so the tab fits a 1024 px window beside the detail panel
+        for box in (self.method_box, self.colour_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        row1 = QHBoxLayout()
+        row1.addWidget(QLabel("Layout:"))
+        row1.addWidget(self.method_box)
+        row1.addWidget(QLabel("Colour by:"))
+        row1.addWidget(self.colour_box, 1)
+        row1.addWidget(self.thumbs_check)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.fit_btn)
+        row2.addWidget(self.select_btn)
+        row2.addWidget(self.clear_btn)
+        row2.addStretch(1)
+        row2.addWidget(self.export_btn)
+        top = QVBoxLayout()
         top.setContentsMargins(6, 6, 6, 0)
-        top.addWidget(QLabel("Layout:"))
-        top.addWidget(self.method_box)
-        top.addWidget(QLabel("Colour by:"))
-        top.addWidget(self.colour_box)
-        top.addWidget(self.thumbs_check)
-        top.addStretch(1)
-        top.addWidget(self.fit_btn)
-        top.addWidget(self.select_btn)
-        top.addWidget(self.clear_btn)
-        top.addWidget(self.export_btn)
+        top.setSpacing(4)
+        top.addLayout(row1)
+        top.addLayout(row2)
 
         bg, fg = plot_colors()
         self.vb = MapViewBox()
@@ -141,8 +152,13 @@ class StyleMapView(QWidget):
         self.vb.setLimits(xMin=-4, xMax=4, yMin=-4, yMax=4, minXRange=0.004, minYRange=0.004)
         self.sel_item = FastScatter(pxMode=True, brush=None, pen=pg.mkPen(fg, width=1.5))
         self.sel_item.setZValue(5)
-        self.cur_item = pg.ScatterPlotItem(pxMode=True, size=18, brush=None, pen=pg.mkPen("#ff3b30", width=3))
-        self.cur_item.setZValue(9)  # above the points, below thumbnails (the current one gets a red frame)
+        # the selected painting: a white ring in a black halo (no topic colour), easy to find
+        self.cur_halo = pg.ScatterPlotItem(pxMode=True, size=26, brush=None, pen=pg.mkPen(MARKER_OUTER, width=6))
+        self.cur_halo.setZValue(8.9)
+        self.vb.addItem(self.cur_halo, ignoreBounds=True)
+        self.cur_item = pg.ScatterPlotItem(pxMode=True, size=26, brush=None, pen=pg.mkPen(MARKER_INNER, width=3))
+        self.cur_item.setZValue(9)  # above the points, below thumbnails (the current one gets a halo frame)
+        self.cur_item.sigPlotChanged.connect(self._sync_halo)
         self.hover_item = pg.ScatterPlotItem(pxMode=True, size=16, brush=None, pen=pg.mkPen(fg, width=2))
         self.hover_item.setZValue(9.5)
         for it in (self.sel_item, self.cur_item, self.hover_item):
@@ -156,7 +172,8 @@ class StyleMapView(QWidget):
 
         self.legend = QListWidget()
         self.legend.setIconSize(QSize(12, 12))
-        self.legend.setMinimumWidth(150)
+        self.legend.setMinimumWidth(110)
+        self.legend.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.legend.setToolTip("Click an entry to select its paintings")
         self.info = QLabel()
         self.info.setWordWrap(True)
@@ -392,7 +409,8 @@ class StyleMapView(QWidget):
         if an is None or self.xy is None or c.collection is None:
             raise ArtStyleError("There is no map to export yet.")
         rows = self.selected_rows if len(self.selected_rows) else None
-        return write_map_csv(path, c.collection.root, an, self.xy, c.topic_names, rows)
+        names = {t: c.topic_name(t) for t in range(an.topics.k)} if an.topics is not None else {}
+        return write_map_csv(path, c.collection.root, an, self.xy, names, rows)
 
     def choose_export(self) -> None:
         if self.xy is None:
@@ -515,6 +533,26 @@ class StyleMapView(QWidget):
                 item.update()
         self._refresh_legend()
 
+    def _sync_halo(self, *_):
+        x, y = self.cur_item.getData()
+        self.cur_halo.setData(x=x, y=y)
+
+    def _fit_legend(self) -> None:
+        """The legend column only as wide as its entries (within 110..360 px)."""
+        lg = self.legend
+        fm = lg.fontMetrics()
+        w = max((fm.horizontalAdvance(lg.item(i).text()) for i in range(lg.count())), default=90)
+        w += lg.iconSize().width() + 16 + 2 * lg.frameWidth() + lg.verticalScrollBar().sizeHint().width() + 32
+        w = int(min(360, max(110, w)))
+        lg.setMinimumWidth(min(w, 110))
+        side = lg.parentWidget()
+        if side is not None:
+            side.setMaximumWidth(w)
+            sp = getattr(self, "splitter", None)
+            sizes = sp.sizes() if sp is not None else []
+            if len(sizes) == 2 and sum(sizes) > w and sizes[1] != w:
+                sp.setSizes([sum(sizes) - w, w])  # as wide as the entries (the map gets the rest)
+
     def _refresh_legend(self) -> None:
         if self.colour_by == "topic" and self.an is not None and self.an.topics is not None:
             self.group_names = [self.controller.topic_label(t) for t in range(self.an.topics.k)]
@@ -526,6 +564,7 @@ class StyleMapView(QWidget):
             it.setData(Qt.ItemDataRole.UserRole, gi)
             it.setToolTip(f"{html.escape(name)}: {n:,} paintings — click to select them")
             self.legend.addItem(it)
+        self._fit_legend()
 
     def _draw_selection(self) -> None:
         rows = self.selected_rows
@@ -590,11 +629,15 @@ class StyleMapView(QWidget):
             return
         (x0, x1), (y0, y1) = self.vb.viewRange()
         vis = np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
-        if len(vis) == 0 or len(vis) > MAX_THUMBS:
+        if len(vis) == 0 or len(vis) > MAX_GRID_POINTS:
             self._clear_thumbs()
             return
         w, h = max(1.0, self.vb.width()), max(1.0, self.vb.height())
-        self._thumb_side = float(np.clip(0.55 * np.sqrt(w * h / len(vis)), 44, 150))
+        side = float(np.clip(0.55 * np.sqrt(w * h / len(vis)), 44, 150))
+        if len(vis) > MAX_THUMBS or side < GRID_THUMB_PX:
+            side = float(GRID_THUMB_PX)
+        self._thumb_side = side
+        vis = _one_per_cell(vis, xy, (x0, x1, y0, y1), (w, h), side)
         keep = set(vis.tolist())
         for row in [r for r in self.thumbs if r not in keep]:
             item = self.thumbs.pop(row)
@@ -683,10 +726,7 @@ class StyleMapView(QWidget):
             self.card.set_pixmap(self.loader.pixmap(path))
         self.card.adjustSize()
         if at is not None:
-            r = self.plot.rect()
-            x = at.x() + 18 if at.x() + 18 + self.card.width() < r.width() else at.x() - 18 - self.card.width()
-            y = min(max(0, at.y() + 18), max(0, r.height() - self.card.height()))
-            self.card.move(int(max(0, x)), int(y))
+            self.card.place(at, self.plot.rect())  # wholly inside the view
         self.card.show()
         self.card.raise_()
 
@@ -769,3 +809,19 @@ class StyleMapView(QWidget):
     def hideEvent(self, ev) -> None:  # noqa: N802
         super().hideEvent(ev)
         self.card.hide()
+
+
+def _one_per_cell(rows: np.ndarray, xy: np.ndarray, rng, size, side: float) -> np.ndarray:
+    """Of ``rows`` (points in view), at most one per ``side`` px screen cell: the point nearest its cell's
+    centre, so thumbnails at moderate zoom tile the view instead of piling up (PixPlot's grid idea)."""
+    x0, x1, y0, y1 = rng
+    w, h = size
+    px = (xy[rows, 0] - x0) / max(1e-12, x1 - x0) * w / side
+    py = (xy[rows, 1] - y0) / max(1e-12, y1 - y0) * h / side
+    cx, cy = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
+    d = (px - cx - 0.5) ** 2 + (py - cy - 0.5) ** 2
+    cell = cx * (int(h / side) + 3) + cy
+    order = np.lexsort((d, cell))
+    first = np.ones(len(order), bool)
+    first[1:] = cell[order][1:] != cell[order][:-1]
+    return np.sort(rows[order[first]])

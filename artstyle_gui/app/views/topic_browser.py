@@ -1,4 +1,5 @@
-"""Topic browser: per topic its size, top paintings and top artists; the perplexity curve; re-fit."""
+"""Topic browser: per topic its name (the user's, else a suggested one), size, top paintings and top
+labels; how well each number of topics fits (the held-out perplexity curve); re-fit."""
 
 from __future__ import annotations
 
@@ -6,14 +7,26 @@ import html
 from collections import Counter
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
-
 import pyqtgraph as pg  # after PySide6
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...core.analysis.topics import TOPIC_INPUT_LABELS, TOPIC_INPUTS
-from ...core.explore.summaries import topic_summaries
+from ...core.explore.summaries import auto_topic_names, topic_summaries
 from ..widgets.captions import caption_of
 from ..widgets.colors import plot_colors, swatch, topic_color
 from ..widgets.thumbstrip import TOPIC_TOP_THUMB, Card, ThumbStrip
@@ -35,8 +48,10 @@ class PerplexityPlot(pg.PlotWidget):
         for ax in ("left", "bottom"):
             pi.getAxis(ax).setPen(fg)
             pi.getAxis(ax).setTextPen(fg)
-        pi.setLabel("bottom", "number of topics K")
-        pi.setLabel("left", "held-out perplexity")
+        pi.setLabel("bottom", "number of topics")
+        pi.setLabel("left", "fit (lower is better)")
+        self.setToolTip("Held-out perplexity of the topic model for each number of topics K (lower is better); "
+                        "the number used is marked")
         self.curve = pi.plot([], [], pen=pg.mkPen(fg, width=2), symbol="o", symbolSize=6,
                              symbolBrush=pg.mkBrush(fg), symbolPen=None)
         self.chosen = pg.ScatterPlotItem(size=14, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush("#e15759"))
@@ -90,7 +105,8 @@ class TopicBrowser(QWidget):
 
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("Name this topic…")
-        self.name_edit.setToolTip("A name for this topic, used everywhere in the app and in exports")
+        self.name_edit.setToolTip("A name for this topic, used everywhere in the app and in exports. The grey text "
+                                  "is a suggested name: type to give your own (clear it to go back)")
         f = self.name_edit.font()
         f.setPointSizeF(f.pointSizeF() * 1.3)
         f.setBold(True)
@@ -106,7 +122,8 @@ class TopicBrowser(QWidget):
         self.top.card_activated.connect(self.painting_clicked)
 
         self.plot = PerplexityPlot()
-        self.auto_k = QCheckBox("Automatic K")
+        self.auto_k = QCheckBox("Automatic")
+        self.auto_k.setToolTip("Choose the number of topics K at the elbow of the held-out perplexity curve")
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 200)
         self.input_box = QComboBox()
@@ -125,7 +142,8 @@ class TopicBrowser(QWidget):
         right.addLayout(head)
         right.addWidget(self.stats)
         right.addWidget(self.artists)
-        lab = QLabel("<b>Paintings most typical of this topic</b> (by p(topic | painting))")
+        lab = QLabel("<b>Paintings most typical of this topic</b>")
+        lab.setToolTip("Ranked by p(topic | painting): how much of each painting's style this topic accounts for")
         right.addWidget(lab)
         right.addWidget(self.top, 1)
         rw = QWidget()
@@ -134,7 +152,7 @@ class TopicBrowser(QWidget):
         fit = QGridLayout()
         fit.addWidget(QLabel("<b>Number of topics</b>"), 0, 0, 1, 4)
         fit.addWidget(self.auto_k, 1, 0)
-        fit.addWidget(QLabel("K:"), 1, 1, Qt.AlignmentFlag.AlignRight)
+        fit.addWidget(QLabel("Topics:"), 1, 1, Qt.AlignmentFlag.AlignRight)
         fit.addWidget(self.k_spin, 1, 2)
         fit.addWidget(QLabel("Topic input:"), 2, 0)
         fit.addWidget(self.input_box, 2, 1, 1, 2)
@@ -144,6 +162,11 @@ class TopicBrowser(QWidget):
         bottom = QHBoxLayout()
         bottom.setContentsMargins(0, 0, 0, 0)
         bottom.addWidget(self.plot, 1)
+        self.plot_note = QLabel()  # instead of empty axes: why there is no curve
+        self.plot_note.setWordWrap(True)
+        self.plot_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.plot_note.hide()
+        bottom.addWidget(self.plot_note, 1)
         fw = QWidget()
         fw.setLayout(fit)
         fw.setMaximumWidth(330)
@@ -173,12 +196,20 @@ class TopicBrowser(QWidget):
         controller.analysis_changed.connect(self.set_analysis)
         controller.job_started.connect(lambda _n: self.refit.setEnabled(False))
         controller.job_finished.connect(lambda *_: self.refit.setEnabled(True))
+        controller.progress_changed.connect(self._on_controller_progress_changed)
+        controller.collection_changed.connect(lambda *_: self._show_waiting())
+        self.auto_names: dict[int, str] = {}  # suggested names of the topics shown (the user's names win)
+        self._progress = None  # the last progress event while indexing (for the placeholder)
         self.set_analysis(controller.analysis)
 
     # ---------------------------------------------------------------- content
     def set_analysis(self, an) -> None:
         c = self.controller
         self.summaries = topic_summaries(an, TOP_N) if an is not None else []
+        try:
+            self.auto_names = auto_topic_names(an) if an is not None else {}
+        except Exception:  # noqa: BLE001 - a suggestion is never worth an error
+            self.auto_names = {}
         st = c.settings
         self.auto_k.setChecked(st.k is None)
         self.k_spin.setEnabled(st.k is not None)
@@ -188,14 +219,18 @@ class TopicBrowser(QWidget):
         if an is not None and an.topics is not None:
             tm = an.topics
             self.plot.set_curve(list(tm.curve_k), list(tm.curve_perplexity), tm.k)
-            how = (f"chosen at the elbow of the held-out perplexity curve (K = {tm.curve_k[0]}…{tm.curve_k[-1]})"
-                   if tm.curve_k else "fixed in the settings")
+            self.plot.setVisible(bool(tm.curve_k))  # no bare axes: a sentence where there is no curve
+            self.plot_note.setVisible(not tm.curve_k)
+            self.plot_note.setText(f"The number of topics is fixed at {tm.k}. Tick 'Automatic' and "
+                                   "re-fit to see how well other numbers fit.")
+            how = (f"chosen automatically: {tm.curve_k[0]} to {tm.curve_k[-1]} were tried, and more topics "
+                   "would not describe the collection much better" if tm.curve_k else "fixed in the settings")
             placed = ""
             if an.added_since or an.removed_since:
                 gone = f", {an.removed_since:,} removed" if an.removed_since else ""
                 placed = (f"<br>Topics fitted on {an.fitted_on:,} paintings, <b>{an.added_since:,} added{gone} "
                           "since</b> (placed into these topics). Re-fit topics to fit them on every painting.")
-            self.k_note.setText(f"<b>K = {tm.k}</b> topics, {how}. Re-fitting does not extract features again."
+            self.k_note.setText(f"<b>{tm.k}</b> topics, {how}. Re-fitting does not extract features again."
                                 + placed)
         else:
             self.k_note.setText("")
@@ -205,8 +240,12 @@ class TopicBrowser(QWidget):
         self.list.clear()
         for s in self.summaries:
             it = QListWidgetItem(swatch(topic_color(s.topic)), self._item_text(s))
-            it.setToolTip(f"{s.size} paintings have this as their dominant topic; "
-                          f"mean share {s.mean_probability:.1%}")
+            it.setToolTip(f"{s.size} paintings belong mostly to this topic; on average it accounts for "
+                          f"{s.mean_probability:.0%} of a painting's style")
+            if self._is_suggested(s.topic):
+                f = it.font()
+                f.setItalic(True)
+                it.setFont(f)
             self.list.addItem(it)
         self.list.blockSignals(False)
         if self.summaries:
@@ -214,12 +253,53 @@ class TopicBrowser(QWidget):
         else:
             self.topic = None
             self.name_edit.setText("")
-            self.stats.setText("No topics yet: they are fitted after the features are extracted.")
+            self.name_edit.setPlaceholderText("")
+            self.name_edit.setEnabled(False)
+            self.swatch.clear()
             self.artists.setText("")
             self.top.set_cards([])
+            self._show_waiting()
 
     def _item_text(self, s) -> str:
-        return f"{self.controller.topic_name(s.topic)}  ·  {s.size} ({s.share:.0%})"
+        return f"{self._shown_name(s.topic)}  ·  {s.size} ({s.share:.0%})"
+
+    def _user_name(self, t: int) -> str:
+        return self.controller.topic_names.get(t, "")
+
+    def _shown_name(self, t: int) -> str:
+        """The user's name, else the suggested one, else "Topic t+1"."""
+        return self._user_name(t) or self.auto_names.get(t) or f"Topic {t + 1}"
+
+    def _is_suggested(self, t: int) -> bool:
+        return not self._user_name(t) and bool(self.auto_names.get(t))
+
+    def _show_waiting(self) -> None:
+        """The placeholder while there are no topics: honest about what is happening."""
+        if self.summaries:
+            return
+        c = self.controller
+        p = self._progress if c.busy else None
+        if c.collection is None:
+            text = "Open a folder of paintings (File > Open Folder) to see its style topics."
+        elif p is not None and p.stage == "extract" and p.total:
+            text = f"Topics appear when features are extracted ({p.done:,} of {p.total:,})."
+        elif p is not None and p.stage in ("scan", "load-model", "extract"):
+            text = "Topics appear when features are extracted (looking at the paintings…)."
+        elif p is not None and p.stage in ("topics", "k-select"):
+            text = "Finding the topics… (features are extracted)."
+        elif c.busy:
+            text = "Topics appear when the indexing is done."
+        else:
+            text = "No topics: the collection has too few paintings to find them."
+        self.stats.setText(text)
+        self.plot.hide()
+        self.plot_note.setText("How well each number of topics fits is shown here once the topics are found.")
+        self.plot_note.show()
+
+    def _on_controller_progress_changed(self, p, _rate=None, _eta=None) -> None:
+        self._progress = p
+        if not self.summaries:
+            self._show_waiting()
 
     def show_topic(self, t: int) -> None:
         if not 0 <= t < len(self.summaries):
@@ -233,17 +313,24 @@ class TopicBrowser(QWidget):
         c = self.controller
         an = c.analysis
         self.swatch.setPixmap(swatch(topic_color(t), 22).pixmap(22, 22))
-        self.name_edit.setText(c.topic_name(t))
-        self.stats.setText(f"<b>{s.size}</b> paintings ({s.share:.0%} of the collection) have this as their "
-                           f"dominant topic · it makes up <b>{s.mean_probability:.1%}</b> of the average painting")
+        self.name_edit.setEnabled(True)
+        self.name_edit.setText(self._user_name(t))  # a suggested name is the placeholder: renaming is explicit
+        self.name_edit.setPlaceholderText(self.auto_names.get(t) or "Name this topic…")
+        self.stats.setText(f"<b>{s.size}</b> paintings ({s.share:.0%} of the collection) belong mostly to this "
+                           f"topic · on average it accounts for about <b>{s.mean_probability:.0%}</b> of a "
+                           "painting's style")
+        self.stats.setToolTip(f"Dominant topic of {s.size} paintings; mean p(topic | painting) over the "
+                              f"collection = {s.mean_probability:.3f}")
         self.artists.setText(self._top_labels_html(t, s))
         dom = an.dominant_topics() if an is not None else None
         cards = []
         for rel, p in s.top_paintings:
             row = an.row_of(rel) if an is not None else None
             lab = an.labels[row] if row is not None else {}
-            cards.append(Card(rel, c.path_of(rel), caption_of(rel, lab), p, f"p(topic) = {p:.2f}",
-                              None, int(dom[row]) if dom is not None and row is not None else -1))
+            cards.append(Card(rel, c.path_of(rel), caption_of(rel, lab), p, f"{p:.0%} this topic",
+                              None, int(dom[row]) if dom is not None and row is not None else -1,
+                              score_tip=f"p(topic | painting) = {p:.2f}: this topic accounts for {p:.0%} of "
+                                        "the painting's style"))
         self.top.set_cards(cards)
         self.top.scrollToTop()
 
@@ -276,10 +363,17 @@ class TopicBrowser(QWidget):
     def _on_name_edit_finished(self) -> None:
         if self.topic is None:
             return
-        self.controller.rename_topic(self.topic, self.name_edit.text().strip())
-        it = self.list.item(self.topic)
+        t = self.topic
+        text = self.name_edit.text().strip()
+        if text == self._user_name(t) or (not text and not self._user_name(t)):
+            return  # nothing changed (a suggested name stays a suggestion until the user types one)
+        self.controller.rename_topic(t, text)
+        it = self.list.item(t)
         if it is not None:
-            it.setText(self._item_text(self.summaries[self.topic]))
+            it.setText(self._item_text(self.summaries[t]))
+            f = it.font()
+            f.setItalic(self._is_suggested(t))
+            it.setFont(f)
 
     def _on_refit_clicked(self) -> None:
         k = None if self.auto_k.isChecked() else int(self.k_spin.value())

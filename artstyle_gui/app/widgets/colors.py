@@ -11,13 +11,19 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QP
 
 from ...core.analysis.parts import PART_COLOURS as CORE_PART_COLOURS
 
-# Tableau-like categorical colours, ordered so that neighbouring topic numbers contrast.
+# Colour-blind-safe categorical colours (Okabe-Ito, then Paul Tol's "muted" set), ordered so that
+# neighbouring topic numbers contrast. Okabe-Ito's orange, blue and reddish purple are left out: they are
+# too close to the "why similar" part colours (texture #e39b2d, deep #3f6fd8, colour #cf4f8e), and so is
+# grey (no topic). Beyond these, golden-angle hues (no palette stays colour-blind-safe past ~12).
 _BASE = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
-    "#9c755f", "#2f6fd0", "#8cd17d", "#d37295", "#b6992d", "#499894", "#e17d2f", "#a0cbe8",
-    "#86bcb6", "#f1ce63", "#d4a6c8", "#79706e",
+    "#56b4e9", "#d55e00", "#009e73", "#f0e442", "#332288", "#cc6677", "#999933", "#882255",
+    "#88ccee", "#117733", "#ddcc77", "#aa4499", "#44aa99", "#1d6996", "#a6761d", "#b8e186",
 ]
 NO_TOPIC = QColor("#9a9a9a")
+#: the selected painting's line / ring: white in a black outline, which no topic colour and no value of the
+#: heatmap's colour map (viridis) is
+MARKER_INNER = QColor("#ffffff")
+MARKER_OUTER = QColor("#000000")
 HEATMAP_COLORMAP = "viridis"
 #: the "why similar" colour of each descriptor part (core.analysis.parts.PARTS)
 class _PartColours(Mapping):

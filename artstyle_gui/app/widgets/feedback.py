@@ -66,10 +66,10 @@ class ProgressWidget(QWidget):
                 parts.append(p.message.split(": ", 1)[-1].split(" (best", 1)[0].split(";", 1)[0])  # held-out P@10 0.81
         elif p.message:
             parts.append(p.message)
-        if rate:
-            parts.append(f"{rate:,.1f} {UNITS.get(p.stage, '/s')}")
-        if eta is not None and p.total and p.done < p.total:
-            parts.append(f"ETA {format_eta(eta)}")
+        if rate and p.stage in UNITS:  # a rate only where the step counts things (images, files, epochs)
+            parts.append(f"{rate:,.1f} {UNITS[p.stage]}")
+        if eta is not None and eta >= 1 and p.total and p.done < p.total:  # no "ETA 00:00" on a running step
+            parts.append(f"about {format_eta(eta)} left")
         self.detail.setText("  ·  ".join(parts))
         self.setToolTip(p.message)
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsItem, QGraphicsRectItem, QHBoxLay
 
 import pyqtgraph as pg  # after PySide6
 
-from .colors import NO_TOPIC
+from .colors import MARKER_INNER, MARKER_OUTER, NO_TOPIC
 
 SELECTED = QColor(61, 125, 216)
 
@@ -113,16 +113,21 @@ class ThumbItem(QGraphicsItem):
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802
-        return self._rect.adjusted(-3, -3, 3, 3)
+        return self._rect.adjusted(-4, -4, 4, 4)
 
     def paint(self, p: QPainter, _opt, _w=None) -> None:
         if self.pm is None:
             return
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.drawPixmap(self._rect, self.pm, QRectF(self.pm.rect()))
-        p.setPen(QPen(QColor("#ff3b30"), 4) if self.current else QPen(SELECTED, 4) if self.selected
-                 else QPen(self.colour, 2))
         p.setBrush(Qt.BrushStyle.NoBrush)
+        if self.current:  # the selected painting: a halo no topic colour has (white in a black outline)
+            p.setPen(QPen(MARKER_OUTER, 7))
+            p.drawRect(self._rect)
+            p.setPen(QPen(MARKER_INNER, 3))
+            p.drawRect(self._rect)
+            return
+        p.setPen(QPen(SELECTED, 4) if self.selected else QPen(self.colour, 2))
         p.drawRect(self._rect)
 
 
@@ -164,3 +169,22 @@ class HoverCard(QFrame):
         self.image.setFixedSize(scaled.size())
         self.image.setPixmap(scaled)
         self.adjustSize()
+
+    def place(self, at, area) -> None:
+        """Show the card beside the point ``at`` (QPoint/QPointF in the parent), wholly inside ``area``
+        (QRect of the parent): right of the point, else left, else clamped; a narrow view narrows the text."""
+        room = max(120, area.width() - self.image.width() - 30)
+        if self.text.maximumWidth() != min(260, room):
+            self.text.setMaximumWidth(min(260, room))
+            self.text.setMinimumWidth(min(140, room))
+        lay = self.layout()
+        if lay is not None:
+            lay.activate()
+        self.adjustSize()
+        w, h = self.width(), self.height()
+        x = at.x() + 18
+        if x + w > area.right() + 1:
+            x = at.x() - 18 - w
+        x = min(max(area.left(), x), area.right() + 1 - w)
+        y = min(max(area.top(), at.y() + 18), area.bottom() + 1 - h)
+        self.move(int(max(area.left(), x)), int(max(area.top(), y)))

@@ -15,7 +15,10 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLab
 
 from .colors import topic_color
 
-METRICS = [("hellinger", "Hellinger"), ("js", "Jensen–Shannon")]
+METRICS = [("hellinger", "Compare topic mixes: standard"), ("js", "Compare topic mixes: alternative")]
+#: the technical name of each comparison (a tooltip)
+METRIC_TERMS = {"hellinger": "Hellinger distance between topic mixtures",
+                "js": "Jensen–Shannon distance between topic mixtures"}
 DEFAULT_ALPHA = 50
 DEBOUNCE_MS = 150
 
@@ -54,6 +57,8 @@ class SteerPanel(QWidget):
         self.toggle.setToolTip("Raise or lower topics of the selected painting's mixture and re-rank the collection")
         self.state = QLabel()
         self.state.setTextFormat(Qt.TextFormat.RichText)
+        self.state.setWordWrap(True)  # a long "active: …" wraps instead of widening the detail panel
+        self.state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.reset_btn = QPushButton("Reset")
         self.reset_btn.setToolTip("All topics back to the painting's own mixture: the plain neighbours")
         head = QHBoxLayout()
@@ -83,14 +88,17 @@ class SteerPanel(QWidget):
         self.metric = QComboBox()
         for key, text in METRICS:
             self.metric.addItem(text, key)
+            self.metric.setItemData(self.metric.count() - 1, METRIC_TERMS[key], Qt.ItemDataRole.ToolTipRole)
         self.metric.setToolTip("Distance between topic mixtures")
         low = QHBoxLayout()
         low.setContentsMargins(2, 0, 6, 0)
-        low.addWidget(QLabel("topics"))
+        low.addWidget(QLabel("same topics"))
         low.addWidget(self.alpha, 1)
-        low.addWidget(QLabel("look"))
-        low.addSpacing(10)
-        low.addWidget(self.metric)
+        low.addWidget(QLabel("same overall look"))
+        # the comparison on a row of its own, shrinkable: the section never widens the detail panel
+        self.metric.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric.setMinimumContentsLength(12)
+        self.metric.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
         self.body = QWidget()
         bl = QVBoxLayout(self.body)
@@ -98,6 +106,10 @@ class SteerPanel(QWidget):
         bl.setSpacing(4)
         bl.addWidget(self.scroll)
         bl.addLayout(low)
+        mrow = QHBoxLayout()
+        mrow.setContentsMargins(2, 0, 6, 0)
+        mrow.addWidget(self.metric)
+        bl.addLayout(mrow)
         self.body.hide()
 
         lay = QVBoxLayout(self)

@@ -6,6 +6,11 @@ beyond a limit are forgotten (the cell will ask again when painted again).  Work
 with :func:`core.imageio.load_rgb` to a ``QImage``; the GUI thread turns it into a
 ``QPixmap`` and keeps it in a RAM LRU.  Decoded thumbnails are also written to a disk
 cache that lives in the collection's *index* directory (never in the collection).
+
+Pictures are shown as the engine sees them: letterbox / pillarbox bars trimmed with the core's
+:func:`core.ingest.imageio.trim_uniform_borders` (the pref ``view/show_original`` or
+:meth:`ThumbnailLoader.set_show_original` shows the original file instead; the disk cache keys the
+two apart).
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from ...core.errors import DecodeError
-from ...core.ingest.imageio import load_rgb
+from ...core.ingest.imageio import DEFAULT_TRIM_MAX_FRACTION, load_rgb, trim_uniform_borders
 from ..background import lower_this_thread
 
 THUMB_SIDE = 256  # decoded/cached size; cells draw it scaled
 PREVIEW_SIDE = 2048
 MAX_PENDING = 400
 RAM_BUDGET = 192 * 1024 * 1024
+#: the pref (QSettings key) that shows pictures with their bars (default: trimmed, as the engine sees them)
+SHOW_ORIGINAL_KEY = "view/show_original"
 
 _pool: QThreadPool | None = None
 
@@ -48,25 +55,36 @@ def pil_to_qimage(im) -> QImage:
     return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-def _cache_file(cache_dir: Path, path: str) -> Path | None:
+def load_picture(path: str, max_side: int | None, original: bool = False):
+    """The picture of ``path`` fitting a ``max_side`` square (PIL RGB): without its letterbox bars (the
+    engine's trim) unless ``original``. Raises DecodeError / OSError like :func:`load_rgb`."""
+    im = load_rgb(path, max_side)
+    if not original:
+        im, _box = trim_uniform_borders(im, max_fraction=DEFAULT_TRIM_MAX_FRACTION)
+    return im
+
+
+def _cache_file(cache_dir: Path, path: str, original: bool = False) -> Path | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    key = hashlib.sha1(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{THUMB_SIDE}".encode("utf-8", "surrogateescape"))
+    kind = "orig" if original else "trim"  # trimmed and original thumbnails never share a file
+    key = hashlib.sha1(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{THUMB_SIDE}\0{kind}".encode("utf-8", "surrogateescape"))
     h = key.hexdigest()
     return cache_dir / h[:2] / f"{h}.jpg"
 
 
-def make_thumbnail(path: str, cache_dir: Path | None) -> tuple[QImage | None, str | None]:
-    """Worker side: (QImage, None) or (None, reason).  Uses and fills the disk cache."""
-    cf = _cache_file(cache_dir, path) if cache_dir is not None else None
+def make_thumbnail(path: str, cache_dir: Path | None, original: bool = False) -> tuple[QImage | None, str | None]:
+    """Worker side: (QImage, None) or (None, reason).  Uses and fills the disk cache. The picture is
+    trimmed of its bars unless ``original``."""
+    cf = _cache_file(cache_dir, path, original) if cache_dir is not None else None
     if cf is not None and cf.exists():
         img = QImage(str(cf))
         if not img.isNull():
             return img, None
     try:
-        im = load_rgb(path, THUMB_SIDE)
+        im = load_picture(path, THUMB_SIDE, original)
     except DecodeError as e:
         return None, e.reason
     except OSError as e:
@@ -102,9 +120,9 @@ class _ThumbRunner(QRunnable):
             item = lo._pop()
             if item is None:
                 return
-            gen, path, cache_dir = item
+            gen, path, cache_dir, original = item
             try:
-                img, reason = make_thumbnail(path, cache_dir)
+                img, reason = make_thumbnail(path, cache_dir, original)
             except Exception as e:  # never let a worker die silently
                 img, reason = None, f"{type(e).__name__}: {e}"
             lo._bridge.decoded.emit(gen, path, img, reason)
@@ -125,9 +143,9 @@ class _PreviewRunner(QRunnable):
                 if req is None:
                     lo._preview_running = False
                     return
-            gen, path, side = req
+            gen, path, side, original = req
             try:
-                img, reason = pil_to_qimage(load_rgb(path, side)), None
+                img, reason = pil_to_qimage(load_picture(path, side, original)), None
             except DecodeError as e:
                 img, reason = None, e.reason
             except Exception as e:
@@ -161,8 +179,9 @@ class ThumbnailLoader(QObject):
         self._ram: OrderedDict[str, QPixmap] = OrderedDict()
         self._ram_bytes = 0
         self._failed: dict[str, str] = {}
-        self._preview_req: tuple[int, str, int] | None = None
+        self._preview_req: tuple[int, str, int, bool] | None = None
         self._preview_running = False
+        self._show_original = _pref_show_original()
         self._closed = False
         self._start_queued = False
         self._bridge = _Bridge()
@@ -181,6 +200,35 @@ class ThumbnailLoader(QObject):
         self._ram.clear()
         self._ram_bytes = 0
         self._failed.clear()
+
+    def show_original(self) -> bool:
+        return self._show_original
+
+    def set_show_original(self, on: bool) -> None:
+        """Show the original pictures (with their bars) or the trimmed ones; saved as the pref
+        ``view/show_original``. The cached thumbnails are decoded again: the ones in RAM are queued
+        anew and each view repaints a cell when ``thumbnail_ready`` says so; a preview asks again."""
+        on = bool(on)
+        try:
+            from ..prefs import qsettings
+
+            qsettings().setValue(SHOW_ORIGINAL_KEY, on)
+        except Exception:
+            pass  # an unwritable settings store only costs the choice at the next start
+        if on == self._show_original:
+            return
+        again = list(self._ram)[-MAX_PENDING:]
+        with self._lock:
+            self._show_original = on
+            self._gen += 1
+            self._stack.clear()
+            self._pending.clear()
+            self._preview_req = None
+        self._ram.clear()
+        self._ram_bytes = 0
+        self._failed.clear()
+        for path in again:  # oldest first: the most recently used are decoded first (LIFO)
+            self.pixmap(path)
 
     def cached(self, path: str) -> QPixmap | None:
         pm = self._ram.get(path)
@@ -231,7 +279,7 @@ class ThumbnailLoader(QObject):
         if self._closed:
             return
         with self._lock:
-            self._preview_req = (self._gen, path, max_side)
+            self._preview_req = (self._gen, path, max_side, self._show_original)
             start = not self._preview_running
             self._preview_running = True
         if start:
@@ -252,12 +300,12 @@ class ThumbnailLoader(QObject):
         thumbnail_pool().waitForDone(msecs)
 
     # ---------------------------------------------------------------- workers
-    def _pop(self) -> tuple[int, str, Path | None] | None:
+    def _pop(self) -> tuple[int, str, Path | None, bool] | None:
         with self._lock:
             if not self._stack:
                 self._running -= 1
                 return None
-            return self._gen, self._stack.pop(), self._cache_dir
+            return self._gen, self._stack.pop(), self._cache_dir, self._show_original
 
     def _on_bridge_decoded(self, gen: int, path: str, img, reason) -> None:
         with self._lock:
@@ -283,3 +331,14 @@ class ThumbnailLoader(QObject):
             self.preview_failed.emit(path, reason or "unreadable")
         else:
             self.preview_ready.emit(path, img)
+
+
+def _pref_show_original() -> bool:
+    """The saved ``view/show_original`` pref (False: trimmed pictures)."""
+    try:
+        from ..prefs import qsettings
+
+        v = qsettings().value(SHOW_ORIGINAL_KEY, False)
+    except Exception:
+        return False
+    return v is True or str(v).strip().lower() in ("1", "true", "yes", "on")

@@ -202,16 +202,34 @@ def label_columns(labels, skip: tuple[str, ...] = ()) -> list[str]:
 FOLDER = "folder"  # the pseudo label column "top-level folder" of group_columns / group_values
 
 
+#: at most this many groups for a column that is not a known grouping field (Width, Md5, ... are not)
+MAX_GROUPS = 40
+_KNOWN_GROUPS = ("style", "artist", "genre", "movement", "school")
+
+
 def group_columns(an: Analysis) -> list[str]:
-    """Label columns worth grouping by (artist first), plus the top-level folder."""
+    """Columns worth grouping by, the first of style / artist first: a column with 2 to half as many
+    distinct values as paintings (a known grouping field: style, artist, genre, ...; any other column
+    only up to :data:`MAX_GROUPS`), then the top-level folder when it has 2 or more. A column with one
+    value (Source_repo), or with nearly one per painting (Md5, a bounding box, Width) is left out.
+    Never empty: with nothing worth grouping by it is ``[FOLDER]``."""
     seen: dict[str, set] = {}
     for lab in an.labels:
         for k, v in lab.items():
             if v and k not in ("title", "path", "source"):
                 seen.setdefault(k, set()).add(v)
-    cols = [c for c in ("artist", "style", "year") if 1 <= len(seen.get(c, ())) < an.n]
-    cols += sorted(c for c, vals in seen.items() if c not in cols and 1 < len(vals) < max(2, an.n * 0.8))
-    return cols + [FOLDER]
+    n = int(an.n)
+    half = max(2, n // 2)
+
+    def worth(col: str, count: int) -> bool:
+        return 2 <= count <= (half if col.casefold() in _KNOWN_GROUPS else min(MAX_GROUPS, half))
+
+    known = sorted((c for c in seen if c.casefold() in _KNOWN_GROUPS and worth(c, len(seen[c]))),
+                   key=lambda c: (_KNOWN_GROUPS.index(c.casefold()), c))
+    rest = sorted((c for c in seen if c not in known and worth(c, len(seen[c]))), key=str.casefold)
+    folders = len({p.split("/", 1)[0] if "/" in p else "" for p in an.relpaths})
+    cols = known + rest + ([FOLDER] if folders >= 2 and FOLDER not in seen else [])
+    return cols or [FOLDER]
 
 
 def group_values(an: Analysis, column: str) -> list[str]:
@@ -306,3 +324,219 @@ def export(an: Analysis, outdir: Path, *, backbone_sha256: str | None = None, to
 def entropy_bits(p: np.ndarray) -> float:
     p = np.asarray(p, float)
     return float(-(p * np.log2(np.maximum(p, 1e-12))).sum()) if p.size else math.nan
+
+
+# --------------------------------------------------------------------------- metadata for people
+#: the fields a visitor reads first, in this order (labels-CSV column names, any case)
+KNOWN_FIELDS = ("title", "artist", "style", "year", "genre")
+
+
+def display_fields(labels: dict[str, str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """A painting's labels as (known, more): ``known`` the fields of :data:`KNOWN_FIELDS` present, in
+    that order, as ("Title", value); ``more`` every other non-empty column (Md5, Width,
+    Content_bbox_x0_y0_x1_y1, Source_commit, ...) in column order, its name made readable
+    ("Content bbox x0 y0 x1 y1"), for a collapsed "More details"."""
+    by_key = {str(k).casefold(): (k, v) for k, v in (labels or {}).items()}
+    known = [(f.capitalize(), str(by_key[f][1]).strip()) for f in KNOWN_FIELDS
+             if f in by_key and str(by_key[f][1] or "").strip()]
+    more = [(_readable_column(k), str(v).strip()) for k, v in (labels or {}).items()
+            if str(k).casefold() not in KNOWN_FIELDS and str(v or "").strip()]
+    return known, more
+
+
+def _readable_column(name: str) -> str:
+    words = str(name).replace("_", " ").split()
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+# --------------------------------------------------------------------------- automatic topic names
+#: a label value names a topic when this share of the topic's dominant paintings carry it ...
+NAME_SHARE = 0.4
+#: ... and it is this much more common there than in the whole collection
+NAME_LIFT = 1.25
+_NAME_COLUMNS = ("style", "artist", "genre")
+_TYPICAL = 60  # paintings that stand for a topic's colours
+
+
+def auto_topic_names(an: Analysis | None) -> dict[int, str]:
+    """Suggested names {topic (0-based): name} for every topic of ``an`` that can be described: from
+    the labels when a style (else artist, else genre) value is a clear share (>= :data:`NAME_SHARE`) of
+    the topic's dominant paintings and over-represented there ("Expressionism / Post-Impressionism"),
+    else from the colours of its typical paintings ("Dark warm browns"). Suggestions only: the user's
+    names (:func:`names_with_auto`) win. {} without topics."""
+    if an is None or an.topics is None or an.n == 0:
+        return {}
+    mix = an.topics.mixtures
+    k = int(an.topics.k)
+    dom = mix.argmax(1)
+    members = [np.flatnonzero(dom == t) for t in range(k)]
+    names: dict[int, str] = {}
+    for col in _NAME_COLUMNS:
+        values = an.label_column(col)
+        if not any(values):
+            continue
+        overall = Counter(v for v in values if v)
+        for t in range(k):
+            if t in names or len(members[t]) < 2:
+                continue
+            name = _label_name(Counter(values[i] for i in members[t] if values[i]), len(members[t]), overall,
+                               an.n)
+            if name:
+                names[t] = name
+    missing = [t for t in range(k) if t not in names]
+    if missing:
+        visual = _visual_names(an, mix, dom, missing)
+        for t in missing:
+            if visual.get(t):
+                names[t] = visual[t]
+        used = Counter(names.values())
+        if any(c > 1 for c in used.values()):  # the same label name twice: add a colour cue where one helps
+            cues = _visual_names(an, mix, dom, [t for t in names if used[names[t]] > 1], short=True)
+            for t, cue in cues.items():
+                if cue and cue.casefold() not in names[t].casefold():
+                    names[t] = f"{names[t]}, {cue.lower()}"
+    return names
+
+
+def names_with_auto(an: Analysis | None, names: dict[int, str]) -> dict[int, str]:
+    """The user's ``names`` with an automatic one (:func:`auto_topic_names`) for each topic not named."""
+    return {**auto_topic_names(an), **{t: n for t, n in (names or {}).items() if n}}
+
+
+def _label_name(counts: Counter, size: int, overall: Counter, n: int) -> str:
+    good = []
+    for value, c in counts.most_common(3):
+        share = c / max(1, size)
+        lift = share / max(1e-9, overall[value] / max(1, n))
+        if lift >= NAME_LIFT:
+            good.append((value, share))
+    if not good:
+        return ""
+    (v1, s1), rest = good[0], good[1:]
+    if s1 >= NAME_SHARE:
+        if rest and rest[0][1] >= NAME_SHARE / 2:
+            return f"{v1} / {rest[0][0]}"
+        return v1
+    if rest and s1 + rest[0][1] >= 1.5 * NAME_SHARE and rest[0][1] >= NAME_SHARE / 2:
+        return f"{v1} / {rest[0][0]}"
+    return ""
+
+
+def _colour_histograms(an: Analysis, rows: np.ndarray) -> np.ndarray | None:
+    """Approximate colour histograms (len(rows), bins^3) of paintings, rebuilt from their ``colour``
+    part (sqrt histogram -> PCA -> L2): the unit-length sqrt histogram on the PCA axes."""
+    part = getattr(an.part_model, "fitted", {}).get("colour") if an.part_model is not None else None
+    proj = getattr(part, "projection", None)
+    x = an.parts.get("colour")
+    if proj is None or x is None or an.space != "base":
+        return None
+    comp = np.asarray(proj.components, np.float64)
+    mean = np.asarray(proj.mean, np.float64)
+    if x.ndim != 2 or x.shape[1] != comp.shape[0] or len(mean) != comp.shape[1]:
+        return None
+    u = np.asarray(x[rows], np.float64) @ comp  # unit directions in sqrt-histogram space
+    mu = u @ mean
+    a = -mu + np.sqrt(np.maximum(mu * mu + 1.0 - float(mean @ mean), 0.0))  # |mean + a u| = 1
+    s = np.maximum(mean[None, :] + a[:, None] * u, 0.0)
+    h = s * s
+    return h / np.maximum(h.sum(1, keepdims=True), 1e-12)
+
+
+def _bin_colours(dim: int) -> np.ndarray | None:
+    bins = round(dim ** (1 / 3))
+    if bins ** 3 != dim or bins < 2:
+        return None
+    c = (np.arange(bins) + 0.5) / bins
+    r, g, b = np.meshgrid(c, c, c, indexing="ij")
+    return np.stack([r.ravel(), g.ravel(), b.ravel()], 1)
+
+
+def _colour_word(rgb: np.ndarray) -> list[str]:
+    out = []
+    for r, g, b in rgb:
+        mx, mn = max(r, g, b), min(r, g, b)
+        sat = (mx - mn) / mx if mx > 0 else 0.0
+        if mx < 0.22:
+            out.append("black")
+        elif sat < 0.2:
+            out.append("white" if mx > 0.8 else "grey")
+        else:
+            d = mx - mn
+            h = (60 * (((g - b) / d) % 6) if mx == r else 60 * ((b - r) / d + 2) if mx == g
+                 else 60 * ((r - g) / d + 4))
+            if h < 15 or h >= 340:
+                out.append("red" if mx > 0.5 else "brown")
+            elif h < 45:
+                out.append("orange" if mx > 0.7 and sat > 0.5 else "brown")
+            elif h < 70:
+                out.append("yellow" if mx > 0.7 else "ochre")
+            elif h < 165:
+                out.append("green")
+            elif h < 255:
+                out.append("blue")
+            elif h < 290:
+                out.append("purple")
+            else:
+                out.append("pink")
+    return out
+
+
+def _visual_names(an: Analysis, mix: np.ndarray, dom: np.ndarray, topics: list[int],
+                  short: bool = False) -> dict[int, str]:
+    """"Dark warm browns", "Light cool blues", "Vivid reds": what sets each topic's typical paintings
+    apart in colour from the collection (lightness, warmth, saturation, an over-represented colour).
+    ``short``: the one strongest cue ("Dark")."""
+    if not topics:
+        return {}
+    ref_rows = np.unique(np.linspace(0, an.n - 1, min(an.n, 2000)).astype(np.int64))
+    typical = {}
+    for t in topics:
+        m = np.flatnonzero(dom == t)
+        if len(m) == 0:
+            m = np.arange(an.n)
+        typical[t] = m[np.argsort(-mix[m, t], kind="stable")][:_TYPICAL]
+    rows = np.concatenate([ref_rows, *typical.values()])
+    h = _colour_histograms(an, rows)
+    if h is None:
+        return {}
+    cols = _bin_colours(h.shape[1])
+    if cols is None:
+        return {}
+    words = _colour_word(cols)
+    vocab = sorted(set(words))
+    wmat = np.array([[w == v for v in vocab] for w in words], np.float64)  # bins x words
+
+    def cues(hh: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+        mean_rgb = hh @ cols
+        light = float(mean_rgb @ np.array([0.299, 0.587, 0.114]))
+        warm = float(mean_rgb[0] - mean_rgb[2])
+        mx, mn = cols.max(1), cols.min(1)
+        sat = float(hh @ np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-9), 0.0))
+        return light, warm, sat, hh @ wmat
+
+    ref = cues(h[: len(ref_rows)].mean(0))
+    out: dict[int, str] = {}
+    pos = len(ref_rows)
+    for t in topics:
+        n = len(typical[t])
+        light, warm, sat, wshare = cues(h[pos : pos + n].mean(0))
+        pos += n
+        scored = []  # (strength, word)
+        if abs(light - ref[0]) >= 0.05:
+            scored.append((abs(light - ref[0]) / 0.05, "Light" if light > ref[0] else "Dark"))
+        if abs(warm - ref[1]) >= 0.03:
+            scored.append((abs(warm - ref[1]) / 0.03, "warm" if warm > ref[1] else "cool"))
+        if abs(sat - ref[2]) >= 0.05:
+            scored.append((abs(sat - ref[2]) / 0.05, "vivid" if sat > ref[2] else "muted"))
+        scored.sort(key=lambda s: -s[0])
+        lift = wshare / np.maximum(ref[3], 1e-6)
+        ok = np.flatnonzero(wshare >= 0.08)
+        colour = vocab[int(ok[np.argmax(lift[ok])])] if len(ok) else vocab[int(np.argmax(wshare))]
+        if short:
+            out[t] = scored[0][1].capitalize() if scored else ""
+            continue
+        adj = [w for _, w in scored[:2]]
+        text = " ".join([*adj, colour + "s"]) if adj else f"Mostly {colour}s"
+        out[t] = text[:1].upper() + text[1:]
+    return out
