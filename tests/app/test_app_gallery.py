@@ -65,14 +65,18 @@ def test_sorts(model, indexed):
     assert scores[0] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_add_items_appends_live(model):
+def test_add_items_go_in_their_place_live(model):
+    """Paintings indexed while the gallery shows (sorted by name) go where the final order puts them,
+    so nothing on screen jumps when indexing ends (issue 16)."""
+    from artstyle_gui.app.views.gallery import _natural_key
+
     n = model.rowCount()
-    model.add_items(["late/one.jpg", "late/two.jpg"])
-    assert model.rowCount() == n + 2
-    assert model.relpaths()[-2:] == ["late/one.jpg", "late/two.jpg"]
-    assert model.row_of("late/two.jpg") == n + 1
+    model.add_items(["late/one.jpg", "late/two.jpg", "aaa/first.jpg"])
+    rel = model.relpaths()
+    assert model.rowCount() == n + 3 and rel == sorted(rel, key=_natural_key)
+    assert model.row_of("late/two.jpg") == rel.index("late/two.jpg") and rel[0] == "aaa/first.jpg"
     model.add_items(["late/one.jpg"])  # no duplicates
-    assert model.rowCount() == n + 2
+    assert model.rowCount() == n + 3
 
 
 def test_thumbnails_decode_off_thread_and_cache_outside_collection(qtbot, indexed, tmp_path):
@@ -141,3 +145,17 @@ def test_many_signal_emits_do_not_exhaust_singleton_refcounts(qapp):
     e = Emitter()
     for _ in range(20000):
         e.fired.emit()  # would abort the interpreter ("bool_dealloc") without the guard
+
+
+def test_labels_known_after_indexing_do_not_reorder(model):
+    """At the end of indexing the records arrive with their labels, in the index's order: the model takes
+    the labels without a reset, so the order on screen stays."""
+    resets = []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.add_items(["late/one.jpg"])
+    before = model.relpaths()
+    rel = sorted(before)[::-1]
+    labels = [{"artist": "Someone"} if p == "late/one.jpg" else {} for p in rel]
+    assert model.update_labels_in_place(model.root, rel, labels)
+    assert model.relpaths() == before and not resets
+    assert not model.update_labels_in_place(model.root, rel[1:], labels[1:])  # other paintings: a reset is due

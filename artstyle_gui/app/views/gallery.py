@@ -8,6 +8,8 @@ when a cell is painted (see :mod:`.thumbnails`).
 
 from __future__ import annotations
 
+import bisect
+
 import re
 
 import numpy as np
@@ -120,6 +122,28 @@ class GalleryModel(QAbstractListModel):
         """Whether the model already holds exactly these paintings (in this order, same labels)."""
         return str(root) == self.root and self._rel == relpaths and self._labels == labels
 
+    def update_labels_in_place(self, root: str, relpaths: list[str], labels: list[dict]) -> bool:
+        """The same paintings in another order (those added while indexing) with their labels now known:
+        take the labels without a reset, so the order on screen does not jump. False: other paintings."""
+        if str(root) != self.root or len(relpaths) != len(self._rel) or set(relpaths) != set(self._rel):
+            return False
+        changed = False
+        for p, lab in zip(relpaths, labels):
+            i = self._item_of[f"{self.root}/{p}"]
+            if self._labels[i] != lab:
+                self._labels[i] = dict(lab)
+                changed = True
+        if changed:
+            self._index_items()
+            self._rank_n = -1  # the artist ranks follow the labels
+            if self.sort_key == "artist":
+                self.beginResetModel()
+                self._rebuild_order()
+                self.endResetModel()
+            elif self._order:
+                self.dataChanged.emit(self.index(0), self.index(len(self._order) - 1))
+        return True
+
     def set_items(self, root: str, relpaths: list[str], labels: list[dict]) -> None:
         self.beginResetModel()
         self.root = str(root)
@@ -136,7 +160,8 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
 
     def add_items(self, relpaths: list[str]) -> None:
-        """Append newly indexed paintings (shown at the end until the next re-sort)."""
+        """Add newly indexed paintings: in their place when sorted by name (the order on screen never jumps),
+        else at the end until the analysis that sorts them is there."""
         new = [p for p in relpaths if f"{self.root}/{p}" not in self._item_of]
         if not new:
             return
@@ -150,16 +175,24 @@ class GalleryModel(QAbstractListModel):
         self._topic = np.concatenate([self._topic, np.full(k, -1, np.int64)])
         self._tprob = np.concatenate([self._tprob, np.zeros(k, np.float32)])
         self._score = np.concatenate([self._score, np.full(k, np.nan, np.float32)])
+        self._pos = np.concatenate([self._pos, np.full(k, -1, np.int64)])
         shown = [j for j in range(start, start + k) if self._matches(j)]
-        if shown:
+        if not shown:
+            return
+        if self.sort_key in ("name", "path"):  # in place, so the order is the final one: nothing jumps later
+            key = lambda j: _natural_key(self._rel[j])  # noqa: E731
+            for j in sorted(shown, key=key):
+                r = bisect.bisect_right(self._order, key(j), key=key)
+                self.beginInsertRows(QModelIndex(), r, r)
+                self._order.insert(r, j)
+                self.endInsertRows()
+            self._pos[np.asarray(self._order, np.int64)] = np.arange(len(self._order))
+        else:  # sorted by what only the analysis knows: at the end until it is there
             r0 = len(self._order)
             self.beginInsertRows(QModelIndex(), r0, r0 + len(shown) - 1)
             self._order.extend(shown)
-            self._pos = np.concatenate([self._pos, np.full(k, -1, np.int64)])
             self._pos[shown] = np.arange(r0, r0 + len(shown))
             self.endInsertRows()
-        else:
-            self._pos = np.concatenate([self._pos, np.full(k, -1, np.int64)])
 
     def set_analysis(self, an) -> None:
         """Attach dominant topics (and clear similarity scores) from an Analysis."""
@@ -634,9 +667,9 @@ class GalleryPanel(QWidget):
         root = str(c.collection.root) if c.collection is not None else ""
         ok = [r for r in c.records if r.status == "ok"]
         rel, labels = [r.relpath for r in ok], [r.labels for r in ok]
-        if self.model.same_items(root, rel, labels):
-            # e.g. the check of the folder after re-opening found nothing new: no reset, no new layout
-            # of every item (300 ms at 10,000 paintings on the GUI thread)
+        if self.model.same_items(root, rel, labels) or self.model.update_labels_in_place(root, rel, labels):
+            # e.g. the check of the folder after re-opening found nothing new, or the paintings added while
+            # indexing: no reset (the order on screen stays), no new layout of every item (300 ms at 10,000)
             if c.analysis is not None and getattr(self.model, "an", None) is not c.analysis:
                 self.model.set_analysis(c.analysis)
             return
