@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="take a painting's artist from its parent folder when the labels have none")
     ap.add_argument("--screenshot", metavar="OUT.png",
                     help="offscreen: index, select a painting, save the window to OUT.png (and OUT-topics.png, "
-                         "OUT-browser.png, OUT-map.png) and exit")
+                         "OUT-browser.png, OUT-map.png, OUT-duplicates.png) and exit")
     ap.add_argument("--smoke-test", action="store_true", help="offscreen: open, index, select, quit")
     ap.add_argument("--select", metavar="RELPATH", help="with --screenshot: the painting to select")
     ap.add_argument("--theme", choices=("system", "light", "dark"), default="system")
@@ -202,8 +202,14 @@ def run_headless(win, args, errors: list) -> int:
     win.map.hover(c.current)  # the hover card, as if the mouse were over the selected painting
     save_grab(win, out.with_name(out.stem + "-map" + out.suffix), args.quantize)
     win.map.hover(None)
+    dlg = win.open_duplicates()  # Tools > Find Near-Duplicates, searched with its defaults
+    dlg.find()
+    wait_until(lambda: not c.busy, 600)
+    settle(win)
+    save_grab(dlg, out.with_name(out.stem + "-duplicates" + out.suffix), args.quantize)
+    dlg.close()
     win.tabs.setCurrentWidget(win.gallery)
-    print(f"wrote {out}, {out.stem}-topics{out.suffix}, {out.stem}-browser{out.suffix}, {out.stem}-map{out.suffix}")
+    print(f"wrote {out}, {out.stem}-topics{out.suffix}, {out.stem}-browser{out.suffix}, {out.stem}-map{out.suffix}, {out.stem}-duplicates{out.suffix}")
     return 0 if not errors else 1
 
 
