@@ -99,7 +99,7 @@ def test_eight_neighbours_visible_without_scrolling(window, qtbot):
     cards = strip.card_model.cards
     assert len(cards) >= 8
     assert all(c.subtitle for c in cards)  # artist / style from the labels
-    assert all(c.score_text in ("very similar", "similar", "fairly similar", "a bit similar") for c in cards)
+    assert all(c.score_text in ("very close", "close", "related", "distant") for c in cards)
     assert all("0 (nothing in common) to 1" in c.score_tip for c in cards)
     assert panel.scroll.verticalScrollBar().value() == 0
     view = QRect(QPoint(0, 0), panel.scroll.viewport().size())
@@ -117,9 +117,9 @@ def test_eight_neighbours_visible_without_scrolling(window, qtbot):
 def test_similarity_words():
     from artstyle_gui.app.views.detail import similarity_words
 
-    assert similarity_words(0.62)[0] == "very similar"
-    assert similarity_words(0.35)[0] == "similar"
-    assert similarity_words(0.20)[0] == "fairly similar"
-    assert similarity_words(0.05)[0] == "a bit similar"
-    assert similarity_words(-0.8, "euclidean")[0] == "very similar"  # |a-b|² = 0.8: cosine 0.6
-    assert similarity_words(-1.4, "euclidean")[0] == "similar"  # cosine 0.3
+    assert similarity_words(0.62)[0] == "very close"
+    assert similarity_words(0.35)[0] == "close"
+    assert similarity_words(0.20)[0] == "related"
+    assert similarity_words(0.05)[0] == "distant"
+    assert similarity_words(-0.8, "euclidean")[0] == "very close"  # |a-b|² = 0.8: cosine 0.6
+    assert similarity_words(-1.4, "euclidean")[0] == "close"  # cosine 0.3

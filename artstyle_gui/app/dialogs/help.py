@@ -43,7 +43,7 @@ type your own name in the Topics tab and it is used everywhere, in exports too.<
 
 <h3>What the scores mean</h3>
 <ul>
-<li><b>Similarity</b> of a neighbour: higher is closer; the words ("very similar", "similar") give the scale.</li>
+<li><b>Similarity</b> of a neighbour: higher is closer; the words ("very close", "close", "related", "distant") give the scale.</li>
 <li><b>Topic share</b>: how much of a painting's style one topic accounts for (0% to 100%).</li>
 <li><b>More like this, but...</b>: raise or lower topics of the painting shown, and see which paintings match
 that changed mix.</li>

@@ -260,8 +260,8 @@ def _wrapping(lab: QLabel) -> QLabel:
 #: same look, 0: nothing in common; the steered score is on the same 0..1 scale). Thresholds chosen by
 #: eye: on the bundled samples the neighbours within one style score about 0.3 to 0.5, and the issue's
 #: "0.20" was an ordinary neighbour on wikiart7-dev; below 0.15 little is shared.
-SIMILARITY_WORDS = ((0.5, "very similar"), (0.3, "similar"), (0.15, "fairly similar"))
-LEAST_SIMILAR_WORD = "a bit similar"
+SIMILARITY_WORDS = ((0.5, "very close"), (0.3, "close"), (0.15, "related"))  # short: they fit a narrow card
+LEAST_SIMILAR_WORD = "distant"
 
 
 def similarity_words(score: float, metric: str = "cosine") -> tuple[str, str]:

@@ -100,7 +100,7 @@ class TopicBrowser(QWidget):
 
         self.list = QListWidget()
         self.list.setIconSize(QSize(14, 14))
-        self.list.setMinimumWidth(210)
+        self.list.setMinimumWidth(150)
         self.list.setUniformItemSizes(True)
 
         self.name_edit = QLineEdit()
@@ -122,6 +122,7 @@ class TopicBrowser(QWidget):
         self.top.card_activated.connect(self.painting_clicked)
 
         self.plot = PerplexityPlot()
+        self.plot.setMinimumWidth(150)  # readable axes even at the smallest window size
         self.auto_k = QCheckBox("Automatic")
         self.auto_k.setToolTip("Choose the number of topics K at the elbow of the held-out perplexity curve")
         self.k_spin = QSpinBox()
@@ -169,7 +170,7 @@ class TopicBrowser(QWidget):
         bottom.addWidget(self.plot_note, 1)
         fw = QWidget()
         fw.setLayout(fit)
-        fw.setMaximumWidth(330)
+        fw.setMaximumWidth(280)
         bottom.addWidget(fw)
         bw = QWidget()
         bw.setLayout(bottom)
@@ -183,7 +184,7 @@ class TopicBrowser(QWidget):
         split.addWidget(self.list)
         split.addWidget(vsplit)
         split.setStretchFactor(1, 1)
-        split.setSizes([240, 900])
+        split.setSizes([190, 900])
         self.splitter = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)

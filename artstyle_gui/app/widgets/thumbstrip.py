@@ -31,7 +31,7 @@ GRID_MAX_COLUMNS = 6
 
 
 class Card:
-    """One card. ``score_text`` is what the card shows for the score (e.g. "very similar");
+    """One card. ``score_text`` is what the card shows for the score (e.g. "very close");
     ``score_tip`` explains it in the tooltip; ``subtitle`` is the second line (artist / style)."""
 
     __slots__ = ("relpath", "path", "caption", "score", "score_text", "shares", "topic", "subtitle", "score_tip")
