@@ -674,7 +674,7 @@ def cmd_topics(args) -> int:
         for t, name in args.name:
             col.set_topic_name(t - 1, name or None)
         user = col.topic_names(an)
-        auto = auto_topic_names(an)  # suggestions for the topics the user has not named
+        auto = auto_topic_names(an, detail=col.detail_scores(an))  # suggestions for the topics not named
         sums = topic_summaries(an, args.top, names=user)
         if args.json:  # "name": the user's name or "Topic N"; "suggested_name": the automatic one
             print(_json({"k": an.topics.k, "fitted_on": an.fitted_on, "added_since": an.added_since,
@@ -711,7 +711,7 @@ def cmd_export(args) -> int:
         from .core.explore.summaries import names_with_auto
 
         an = _ensure_analysis(col, args.quiet, args)
-        for p in col.export(args.outdir, topic_names=names_with_auto(an, col.topic_names(an))):
+        for p in col.export(args.outdir, topic_names=names_with_auto(an, col.topic_names(an), col.detail_scores(an))):
             print(printable(p))
     return EXIT_OK
 
@@ -900,7 +900,7 @@ def cmd_map(args) -> int:
         xy = drive(col.style_map(args.method), args.quiet)
         from .core.explore.summaries import names_with_auto
 
-        names = names_with_auto(an, col.topic_names(an))  # the user's names, else automatic ones
+        names = names_with_auto(an, col.topic_names(an), col.detail_scores(an))  # the user's names, else automatic ones
         columns = [args.label] if args.label else None
         method = resolve_method(args.method, an.n)
         if args.out is None:

@@ -136,7 +136,8 @@ class Controller(QObject):
         an = self.analysis
         if self._auto_names[0] is not an:
             try:
-                self._auto_names = (an, auto_topic_names(an))
+                detail = self.collection.detail_scores(an) if self.collection is not None else None
+                self._auto_names = (an, auto_topic_names(an, detail=detail))
             except Exception:  # noqa: BLE001 - a suggestion is never worth an error
                 self._auto_names = (an, {})
         return self._auto_names[1].get(t, "")

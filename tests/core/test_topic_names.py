@@ -102,3 +102,33 @@ def test_cli_topics_show_automatic_names(cli, capsys):
     out = capsys.readouterr().out
     t, name = next(iter(suggested.items()))
     assert f"Topic {t + 1} · {name}:" in out
+
+
+def test_gram_detail_reads_the_diagonal_energy():
+    from artstyle_gui.core.explore.summaries import gram_detail
+
+    c = 4
+    iu = np.triu_indices(c)
+    g = np.zeros((2, len(iu[0])))
+    diag = [k for k, (i, j) in enumerate(zip(*iu)) if i == j]
+    g[0, diag] = 1.0  # flat: little energy
+    g[1, diag] = 10.0  # busy
+    g[:, [k for k in range(len(iu[0])) if k not in diag]] = 99.0  # off-diagonal entries do not count
+    d = gram_detail(g)
+    np.testing.assert_allclose(d, np.log([4.0, 40.0]))
+
+
+def test_visual_names_say_detailed_or_smooth_when_the_texture_is_known():
+    same = _hist({(3, 3, 3): 1.0})  # one colour for all: only the texture tells the topics apart
+    hists = np.array([same] * 16)
+    s = np.sqrt(hists)
+    proj = Projection(mean=s.mean(0).astype(np.float32), components=np.eye(512, dtype=np.float32))
+    x = proj(s) + 1e-6
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pm = PartModel({"colour": ColourPart(proj)})
+    dom = np.array([0] * 8 + [1] * 8)
+    an = _fake([{} for _ in range(16)], dom, 2, parts={"colour": x}, part_model=pm)
+    detail = lambda rows: np.where(dom[np.asarray(rows)] == 0, 5.0, 1.0)  # noqa: E731 - topic 0 is busy
+    names = auto_topic_names(an, detail=detail)
+    assert names[0].startswith("Detailed") and names[1].startswith("Smooth"), names
+    assert "detailed" not in auto_topic_names(an).get(0, "").casefold()  # no texture cue without it

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.analysis.topics import TOPIC_INPUT_LABELS, TOPIC_INPUTS
-from ...core.explore.summaries import auto_topic_names, topic_summaries
+from ...core.explore.summaries import topic_summaries
 from ..widgets.captions import caption_of
 from ..widgets.colors import plot_colors, swatch, topic_color
 from ..widgets.thumbstrip import TOPIC_TOP_THUMB, Card, ThumbStrip
@@ -208,7 +208,8 @@ class TopicBrowser(QWidget):
         c = self.controller
         self.summaries = topic_summaries(an, TOP_N) if an is not None else []
         try:
-            self.auto_names = auto_topic_names(an) if an is not None else {}
+            k = an.topics.k if an is not None and an.topics is not None else 0
+            self.auto_names = {t: n for t in range(k) if (n := c.auto_topic_name(t))}  # as every view names them
         except Exception:  # noqa: BLE001 - a suggestion is never worth an error
             self.auto_names = {}
         st = c.settings

@@ -359,12 +359,25 @@ _NAME_COLUMNS = ("style", "artist", "genre")
 _TYPICAL = 60  # paintings that stand for a topic's colours
 
 
-def auto_topic_names(an: Analysis | None) -> dict[int, str]:
+def gram_detail(gram0: np.ndarray) -> np.ndarray:
+    """How busy (fine, detailed brushwork) each painting is: the log of the total energy of the first Gram
+    layer's channels (the diagonal of the stored upper triangle). Flat, smooth pictures score low."""
+    g = np.asarray(gram0, np.float64)
+    length = g.shape[1]
+    c = int(round((np.sqrt(8 * length + 1) - 1) / 2))
+    if c * (c + 1) // 2 != length:
+        raise ValueError("not an upper-triangle Gram vector")
+    diag = np.array([i * c - i * (i - 1) // 2 for i in range(c)])
+    return np.log(np.maximum(g[:, diag].sum(1), 1e-12))
+
+
+def auto_topic_names(an: Analysis | None, detail=None) -> dict[int, str]:
     """Suggested names {topic (0-based): name} for every topic of ``an`` that can be described: from
     the labels when a style (else artist, else genre) value is a clear share (>= :data:`NAME_SHARE`) of
     the topic's dominant paintings and over-represented there ("Expressionism / Post-Impressionism"),
-    else from the colours of its typical paintings ("Dark warm browns"). Suggestions only: the user's
-    names (:func:`names_with_auto`) win. {} without topics."""
+    else from the colours of its typical paintings ("Dark warm browns") and, when ``detail`` is given (rows ->
+    :func:`gram_detail` scores, e.g. from the stored features), how detailed or smooth they are. Suggestions
+    only: the user's names (:func:`names_with_auto`) win. {} without topics."""
     if an is None or an.topics is None or an.n == 0:
         return {}
     mix = an.topics.mixtures
@@ -386,7 +399,7 @@ def auto_topic_names(an: Analysis | None) -> dict[int, str]:
                 names[t] = name
     missing = [t for t in range(k) if t not in names]
     if missing:
-        visual = _visual_names(an, mix, dom, missing)
+        visual = _visual_names(an, mix, dom, missing, detail=detail)
         for t in missing:
             if visual.get(t):
                 names[t] = visual[t]
@@ -399,9 +412,9 @@ def auto_topic_names(an: Analysis | None) -> dict[int, str]:
     return names
 
 
-def names_with_auto(an: Analysis | None, names: dict[int, str]) -> dict[int, str]:
+def names_with_auto(an: Analysis | None, names: dict[int, str], detail=None) -> dict[int, str]:
     """The user's ``names`` with an automatic one (:func:`auto_topic_names`) for each topic not named."""
-    return {**auto_topic_names(an), **{t: n for t, n in (names or {}).items() if n}}
+    return {**auto_topic_names(an, detail=detail), **{t: n for t, n in (names or {}).items() if n}}
 
 
 def _label_name(counts: Counter, size: int, overall: Counter, n: int) -> str:
@@ -483,7 +496,7 @@ def _colour_word(rgb: np.ndarray) -> list[str]:
 
 
 def _visual_names(an: Analysis, mix: np.ndarray, dom: np.ndarray, topics: list[int],
-                  short: bool = False) -> dict[int, str]:
+                  short: bool = False, detail=None) -> dict[int, str]:
     """"Dark warm browns", "Light cool blues", "Vivid reds": what sets each topic's typical paintings
     apart in colour from the collection (lightness, warmth, saturation, an over-represented colour).
     ``short``: the one strongest cue ("Dark")."""
@@ -516,13 +529,25 @@ def _visual_names(an: Analysis, mix: np.ndarray, dom: np.ndarray, topics: list[i
         return light, warm, sat, hh @ wmat
 
     ref = cues(h[: len(ref_rows)].mean(0))
+    busy = None
+    if detail is not None:
+        try:
+            busy = np.asarray(detail(rows), np.float64)
+        except Exception:  # noqa: BLE001 - a suggestion: without this cue, then
+            busy = None
+    busy_ref = (float(busy[: len(ref_rows)].mean()), float(busy[: len(ref_rows)].std()) or 1.0) \
+        if busy is not None and len(busy) == len(rows) else None
     out: dict[int, str] = {}
     pos = len(ref_rows)
     for t in topics:
         n = len(typical[t])
         light, warm, sat, wshare = cues(h[pos : pos + n].mean(0))
-        pos += n
         scored = []  # (strength, word)
+        if busy_ref is not None:
+            z = (float(busy[pos : pos + n].mean()) - busy_ref[0]) / busy_ref[1]
+            if abs(z) >= 0.5:
+                scored.append((abs(z) / 0.5, "detailed" if z > 0 else "smooth"))
+        pos += n
         if abs(light - ref[0]) >= 0.05:
             scored.append((abs(light - ref[0]) / 0.05, "Light" if light > ref[0] else "Dark"))
         if abs(warm - ref[1]) >= 0.03:

@@ -903,6 +903,15 @@ class Collection:
         an = an or self.require_analysis()
         self.files.save_topic_names_raw(search.with_topic_name(an, self.files.topic_names_raw(), topic, name))
 
+    def detail_scores(self, an: Analysis):
+        """rows of ``an`` -> how detailed each painting is (summaries.gram_detail of its stored first Gram
+        layer), for the automatic topic names; reads only the rows asked for."""
+        def scores(rows: np.ndarray) -> np.ndarray:
+            raw = self.files.load_raw([an.hashes[int(r)] for r in rows], keys=("gram0",))
+            return summaries.gram_detail(raw["gram0"])
+
+        return scores
+
     def topic_label(self, t: int) -> str:
         """"Topic 3 · Dark portraits" (named) or "Topic 3" for topic t = 2."""
         return search.format_topic_label(t, self.topic_names().get(int(t)))
