@@ -179,3 +179,29 @@ def test_duplicate_wording(sim, ham, word):
 
     g = SimpleNamespace(crops=[False, False], size=2, similarity=sim, max_hamming=ham)
     assert word in group_title(0, g)
+
+
+def test_duplicates_started_while_another_job_runs_say_they_wait(window, qtbot):
+    """Started during indexing, the near-duplicates dialog says it waits, then shows its own search."""
+    import threading
+
+    from artstyle_gui.app.jobs import Job
+    from artstyle_gui.core.progress import Progress
+
+    c = window.controller
+    release = threading.Event()
+
+    def busy():  # stands in for a long indexing run
+        while not release.wait(0.02):
+            yield Progress("extract", 0, 1, "working")
+        return None
+
+    c.jobs.start(Job("index", busy))
+    qtbot.waitUntil(lambda: c.busy, timeout=5000)
+    dlg = window.open_duplicates()
+    dlg.find()
+    assert dlg.summary.text().startswith("Waiting for indexing to finish")
+    release.set()
+    qtbot.waitUntil(lambda: not c.busy, timeout=120000)
+    assert not dlg.summary.text().startswith(("Waiting", "Searching"))
+    dlg.close()
