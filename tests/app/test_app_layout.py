@@ -123,3 +123,23 @@ def test_similarity_words():
     assert similarity_words(0.05)[0] == "distant"
     assert similarity_words(-0.8, "euclidean")[0] == "very close"  # |a-b|² = 0.8: cosine 0.6
     assert similarity_words(-1.4, "euclidean")[0] == "close"  # cosine 0.3
+
+
+def test_only_the_known_fields_show_until_more_details(window, indexed):
+    """Title/artist/style/year/genre by default; raw columns (Md5, Width, bounding boxes...) only under
+    "More details"."""
+    from types import SimpleNamespace
+
+    d = window.detail
+    rel = indexed.an.relpaths[0]
+    rec = SimpleNamespace(labels={"style": "Baroque", "artist": "Someone", "md5": "0f1e2d",
+                                  "content_bbox_x0_y0_x1_y1": "0 0 10 10", "source_commit": "abc123"},
+                          width=100, height=80)
+    d.more_details = False
+    text = d._meta_html(rel, rec)
+    assert "Baroque" in text and "Someone" in text and "More details (3)" in text
+    assert "0f1e2d" not in text and "abc123" not in text and "Md5" not in text
+    d.more_details = True
+    text = d._meta_html(rel, rec)
+    assert "0f1e2d" in text and "abc123" in text and "Fewer details" in text
+    d.more_details = False
