@@ -171,3 +171,18 @@ def test_the_map_places_new_paintings_into_the_saved_layout(col):
     with Collection(col.root, settings=Settings(**SMALL), index_dir=col.index_dir) as again:
         again.load_analysis()
         np.testing.assert_array_equal(again.saved_style_map("pca"), xy)  # saved as this analysis's layout
+
+
+def test_a_cancelled_fit_is_not_taken_for_a_result(col):
+    """A full fit closed at the partial analysis (neighbours, no topics yet: what the app's Cancel does)
+    leaves the previous analysis; the next analyse() fits again instead of calling the partial one current."""
+    make_collection(col.root / "new", n_per_style=4, size=(96, 80), seed=11)  # 16 of 60: a full fit is due
+    run(col.update())
+    gen = col.analyse()
+    for p in gen:
+        if p.stage == "index" and p.payload is not None:
+            break
+    gen.close()
+    assert col.analysis is None or col.analysis.topics is not None
+    an = run(col.analyse())
+    assert an.n == 76 and an.topics is not None and an.fitted_on == 76

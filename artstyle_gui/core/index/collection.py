@@ -402,9 +402,14 @@ class Collection:
             weights=weights, metric=st.metric, fingerprint=fp, settings=replace(st), featureset=key,
         )
         # neighbours are usable now, before topics: views may adopt this partial analysis
+        before = self.analysis
         self.analysis = an  # similar() works from here on, before topics are fitted
-        yield Progress("index", 1, 1, "neighbour index ready", payload=an)
-        an = replace(an, topics=(yield from self._fit_topics(raw, model, len(recs))))
+        try:
+            yield Progress("index", 1, 1, "neighbour index ready", payload=an)
+            an = replace(an, topics=(yield from self._fit_topics(raw, model, len(recs))))
+        except BaseException:  # cancelled (GeneratorExit) or failed: the partial analysis is not a result
+            self.analysis = before
+            raise
         del raw
         self._save_analysis(an)
         self.analysis = an
