@@ -166,7 +166,7 @@ def test_gallery_no_horizontal_scrollbar_and_filter_scrolls_to_top(window, qtbot
 
 
 def test_gallery_caption_of_a_numbered_file():
-    from artstyle_gui.app.views.gallery import cell_texts
+    from artstyle_gui.app.widgets.captions import cell_texts
 
     assert cell_texts("x/1694.jpg", {"year": "1694"}) == ("1694.jpg", "1694")
     assert cell_texts("x/1694.jpg", {"artist": "Rembrandt", "style": "Baroque"}) == ("1694.jpg", "Rembrandt · Baroque")

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListV
 
 from ...core.search import similarity_to_row
 from ..prefs import DEFAULT_THUMB, THUMB_RANGE, THUMB_SNAP, THUMB_STEP, clamp_thumb_size
-from ..widgets.captions import caption_of, subtitle_of
+from ..widgets.captions import caption_of, cell_texts, subtitle_of
 from ..widgets.cards import begin_card, draw_thumbnail
 from ..widgets.colors import topic_color
 from ..widgets.roles import ArtistRole, PathRole, RelpathRole, ScoreRole, SubtitleRole, TopicRole
@@ -378,20 +378,6 @@ class GalleryModel(QAbstractListModel):
             return
         ix = self.index(int(self._pos[i]))
         self.dataChanged.emit(ix, ix, [Qt.ItemDataRole.DecorationRole])
-
-
-def cell_texts(relpath: str, labels: dict) -> tuple[str, str]:
-    """(caption, second line) of a gallery cell: the title, else the file name (with its extension when
-    the stem is a bare number such as "1694"); then artist · style (else year), never repeating the
-    caption."""
-    cap = caption_of(relpath, labels)
-    if not labels.get("title") and not any(ch.isalpha() for ch in cap):
-        cap = relpath.rstrip("/").rpartition("/")[2] or cap
-    parts = [labels.get("artist", ""), labels.get("style", "")]
-    if not any(parts):
-        parts = [labels.get("year", ""), labels.get("genre", "")]
-    sub = " · ".join(x for x in dict.fromkeys(parts) if x and x != cap)
-    return cap, sub or (subtitle_of(labels) if subtitle_of(labels) != cap else "")
 
 
 class GalleryDelegate(QStyledItemDelegate):
