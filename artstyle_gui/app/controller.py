@@ -290,6 +290,14 @@ class Controller(QObject):
             self.error_raised.emit("Open a folder of paintings first (File > Open Folder).", "")
         return self.collection
 
+    def need_analysis(self, doing: str) -> Collection | None:
+        """The open collection if it has (or a job is making) an analysis; else None, and the user is told."""
+        col = self.need_collection()
+        if col is not None and self.analysis is None and not self.busy:
+            self.error_raised.emit(f"Index the collection before {doing}.", "")
+            return None
+        return col
+
     def report(self, exc: BaseException) -> None:
         """Show an error (the one error sink, :meth:`JobRunner.report`)."""
         self.jobs.report(exc)
@@ -315,9 +323,7 @@ class Controller(QObject):
         """Take the records read from the index (by the job that just ended, or now)."""
         self.records = records
         self._rec_map = {r.relpath: r for r in records}  # 30 ms at 100,000 paintings: here, not at a click
-        col = self.collection  # unreadable files, and what the last scan could not read or left out
-        scan = col.files.scan_problems() if col is not None else []
-        self.problems = sorted(problems_of(records) + scan, key=lambda p: p[0]) if scan else problems_of(records)
+        self.problems = self.collection.problems(records) if self.collection is not None else problems_of(records)
         self.records_changed.emit()
         self.problems_changed.emit(self.problems)
 

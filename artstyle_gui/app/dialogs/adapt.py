@@ -270,11 +270,8 @@ class StyleJobs(QObject):
         Cancel: nothing is written until training ends), then show the adapted space;
         ``style_learned`` follows. False if nothing was started."""
         c = self.c
-        col = c.need_collection()
+        col = c.need_analysis("learning a style from its labels")
         if col is None:
-            return False
-        if c.analysis is None and not c.busy:
-            c.error_raised.emit("Index the collection before learning a style from its labels.", "")
             return False
         try:
             cfg = AdapterConfig(label=label, kind=kind, holdout=float(holdout), seed=col.settings.seed, **config)

@@ -311,11 +311,8 @@ class DuplicatesDialog(QDialog):
         """Near-duplicate groups in a worker (progress, cancel); ``duplicates_found`` follows.
         Reads the collection only: nothing is deleted, moved or written there."""
         c = self.controller
-        col = c.need_collection()
+        col = c.need_analysis("looking for near-duplicates")
         if col is None:
-            return
-        if c.analysis is None and not c.busy:
-            c.error_raised.emit("Index the collection before looking for near-duplicates.", "")
             return
         threshold, max_hamming, crops = float(threshold), int(max_hamming), bool(crops)
 

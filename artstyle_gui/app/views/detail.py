@@ -570,11 +570,8 @@ class DetailPanel(QWidget):
         """Find paintings similar to an image outside the collection (not added to the index), in a
         worker; ``external_query_finished`` follows and the panel shows them."""
         c = self.controller
-        col = c.need_collection()
+        col = c.need_analysis("searching by image")
         if col is None:
-            return
-        if c.analysis is None and not c.busy:
-            c.error_raised.emit("Index the collection before searching by image.", "")
             return
         p = str(path)
         if c.busy:

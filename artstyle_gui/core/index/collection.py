@@ -137,10 +137,12 @@ class Collection:
     def records(self) -> list[FileRecord]:
         return self.store.records()
 
-    def problems(self) -> list[tuple[str, str]]:
-        """The files that could not be read (their records) and what the last scan could not read or left
-        out (unreadable folders, broken links, loops, links outside the collection), by path."""
-        return sorted(problems_of(self.store.records()) + self.files.scan_problems(), key=lambda p: p[0])
+    def problems(self, records: list[FileRecord] | None = None) -> list[tuple[str, str]]:
+        """The files that could not be read (of ``records``, default the index's) and what the last scan could
+        not read or left out (unreadable folders, broken links, loops, links outside the collection), by path."""
+        found = problems_of(self.store.records() if records is None else records)
+        scan = self.files.scan_problems()
+        return sorted(found + scan, key=lambda p: p[0]) if scan else found
 
     def _labels_table(self) -> dict[str, dict[str, str]]:
         """The labels CSV by relpath, read again only when the file changed (size, mtime)."""
