@@ -570,9 +570,9 @@ def _json(obj, **kwargs) -> str:
 
 def _fit_note(an, args) -> str:
     """"Topics fitted on N paintings, M added since" (and how to re-fit)."""
-    gone = f", {an.removed_since:,} removed" if an.removed_since else ""
-    return (f"Topics fitted on {an.fitted_on:,} paintings, {an.added_since:,} added{gone} since "
-            f"(placed into that fit; '{_cmd(args, 'index', ' --refit')}' fits them again).")
+    from .core.explore.summaries import fit_summary
+
+    return f"{fit_summary(an)} (placed into that fit; '{_cmd(args, 'index', ' --refit')}' fits them again)."
 
 
 def _steering(args) -> bool:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.analysis.topics import TOPIC_INPUT_LABELS, TOPIC_INPUTS
-from ...core.explore.summaries import topic_summaries
+from ...core.explore.summaries import fit_summary, topic_summaries
 from ..widgets.captions import caption_of
 from ..widgets.colors import plot_colors, swatch, topic_color
 from ..widgets.thumbstrip import TOPIC_TOP_THUMB, Card, ThumbStrip
@@ -228,10 +228,9 @@ class TopicBrowser(QWidget):
             how = (f"chosen automatically: {tm.curve_k[0]} to {tm.curve_k[-1]} were tried, and more topics "
                    "would not describe the collection much better" if tm.curve_k else "fixed in the settings")
             placed = ""
-            if an.added_since or an.removed_since:
-                gone = f", {an.removed_since:,} removed" if an.removed_since else ""
-                placed = (f"<br>Topics fitted on {an.fitted_on:,} paintings, <b>{an.added_since:,} added{gone} "
-                          "since</b> (placed into these topics). Re-fit topics to fit them on every painting.")
+            if fit_summary(an):
+                placed = (f"<br><b>{fit_summary(an)}</b> (placed into these topics). Re-fit topics to fit them "
+                          "on every painting.")
             self.k_note.setText(f"<b>{tm.k}</b> topics, {how}. Re-fitting does not extract features again."
                                 + placed)
         else:

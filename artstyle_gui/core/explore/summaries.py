@@ -331,6 +331,15 @@ def entropy_bits(p: np.ndarray) -> float:
 KNOWN_FIELDS = ("title", "artist", "style", "year", "genre")
 
 
+def fit_summary(an: Analysis) -> str:
+    """"Topics fitted on N paintings, M added (, K removed) since": the incremental analysis in words, the
+    one spelling of the CLI and the app ("" when the analysis is its fit)."""
+    if not (an.added_since or an.removed_since):
+        return ""
+    gone = f", {an.removed_since:,} removed" if an.removed_since else ""
+    return f"Topics fitted on {an.fitted_on:,} paintings, {an.added_since:,} added{gone} since"
+
+
 def display_fields(labels: dict[str, str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """A painting's labels as (known, more): ``known`` the fields of :data:`KNOWN_FIELDS` present, in
     that order, as ("Title", value); ``more`` every other non-empty column (Md5, Width,
