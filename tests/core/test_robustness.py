@@ -32,6 +32,7 @@ import pytest
 
 import artstyle_gui
 import artstyle_gui.core.index.collection as engine
+import artstyle_gui.core.ingest.extract as extract
 import artstyle_gui.core.ingest.store as store
 from artstyle_gui.core.index.collection import Collection
 from artstyle_gui.core.model import Settings
@@ -80,7 +81,8 @@ def ok_paths(col: Collection) -> set[str]:
 
 
 def deny(monkeypatch, name: str) -> None:
-    """Make the engine's open() of files called ``name`` fail with EACCES (root ignores file modes)."""
+    """Make the engine's open() of files called ``name`` fail with EACCES (root ignores file modes); the
+    files of an index run are opened in :mod:`artstyle_gui.core.ingest.extract`."""
     real = builtins.open
 
     def fake_open(path, *args, **kwargs):
@@ -88,7 +90,7 @@ def deny(monkeypatch, name: str) -> None:
             raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "open", fake_open, raising=False)
+    monkeypatch.setattr(extract, "open", fake_open, raising=False)
 
 
 def no_network(monkeypatch) -> None:

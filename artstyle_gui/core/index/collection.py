@@ -37,7 +37,8 @@ from ..ingest.backbones import (
     file_sha256,
     load_backbone,
 )
-from ..ingest.features import FeatureLayout, Prepared, content_hash, prepare
+from ..ingest.extract import Extracted, extract_batch, read_local, read_prepared
+from ..ingest.features import FeatureLayout, prepare
 from ..ingest.labels import artist_from_parent, read_labels_csv
 from ..ingest.scan import iter_image_files
 from ..ingest.store import (
@@ -176,8 +177,12 @@ class Collection:
         return out
 
     # ------------------------------------------------------------------ update
-    def update(self, retry_failed: bool = False) -> ProgressGen[UpdateReport]:
-        """Scan the folder and extract features of new/changed files (one transaction per batch)."""
+    def update(self, retry_failed: bool = False, extractor=None) -> ProgressGen[UpdateReport]:
+        """Scan the folder and extract features of new/changed files (one transaction per batch).
+
+        ``extractor(collection, todo, known)``: who reads and extracts the files to do (default: this
+        process, :meth:`_extract_local`; a Ray cluster: :func:`..cluster.ray_extractor`); an iterable of
+        batches of :class:`Extracted`, committed here, one transaction each, as they arrive."""
         t0 = time.monotonic()
         st = self.settings
         self.store.acquire_writer_lock()
@@ -231,40 +236,20 @@ class Collection:
             total = len(todo)
             if total:
                 yield Progress("load-model", 0, 1, f"loading {st.backbone}")
-                net = self.backbone()
-                layout = self.layout
+                self._scanned = {f.relpath: f for f in todo}
+                batches = extractor(self, todo, known) if extractor is not None else self._extract_local(todo, known)
                 yield Progress("extract", 0, total, f"{total:,} images to read")
-                on_gpu = getattr(net, "device", "cpu") not in ("cpu", None)
-                # on a GPU the network is no longer the CPU's work: every core decodes, in larger batches
-                threads = st.decode_threads or (os.cpu_count() or 2 if on_gpu else max(2, min(8, os.cpu_count() or 2)))
-                bs = max(1, st.batch_size, GPU_BATCH if on_gpu else 1)
-                batches = [todo[i : i + bs] for i in range(0, total, bs)]
                 done = 0
-                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artstyle-decode") as pool:
-                    pending: deque = deque()
-
-                    def submit(batch):
-                        return [pool.submit(self._read_one, f.relpath, known) for f in batch]
-
-                    it = iter(batches)
-                    for _ in range(2):  # keep up to two batches decoding ahead of the network
-                        b = next(it, None)
-                        if b is not None:
-                            pending.append((b, submit(b)))
-                    while pending:
-                        batch, futs = pending.popleft()
-                        nb = next(it, None)
-                        if nb is not None:
-                            pending.append((nb, submit(nb)))
-                        results = [fu.result() for fu in futs]
-                        recs, vecs, new_paths = self._process_batch(batch, results, labels, net, layout, known, rep,
-                                                                    dims)
-                        with self.store.transaction():
-                            self.store.put_vectors(fs, vecs)
-                            self.store.upsert_files(recs)
-                        known.update(h for h, _ in vecs)
-                        done += len(batch)
-                        yield Progress("extract", done, total, f"{done:,}/{total:,} images", payload=new_paths)
+                for extracted in batches:
+                    recs, vecs, new_paths = self._records_of(extracted, labels, known, rep, dims)
+                    with self.store.transaction():
+                        self.store.put_vectors(fs, vecs)
+                        self.store.upsert_files(recs)
+                    known.update(h for h, _ in vecs)
+                    done += len(extracted)
+                    yield Progress("extract", done, total, f"{done:,}/{total:,} images"
+                                   + (f" ({batches.rate})" if getattr(batches, "rate", "") else ""),
+                                   payload=new_paths)
             # features of content that left the collection (removed or changed files) are dropped, in
             # every feature set; new files orphan nothing (adding one painting to 100,000 skips this)
             if gone or any(f.relpath in old for f in todo):
@@ -277,64 +262,68 @@ class Collection:
         finally:
             self.store.release_writer_lock()
 
-    def _read_one(self, relpath: str, known: set[str]) -> tuple[str | None, Prepared | None, str | None]:
-        """Worker thread: read the bytes once, hash them, decode unless the content is known."""
-        path = self.root / relpath
-        try:
-            with open(path, "rb") as fh:  # read-only; the collection is never written
-                data = fh.read()
-        except FileNotFoundError:
-            return None, None, "file vanished before it could be read"
-        except PermissionError:
-            return None, None, "permission denied"
-        except IsADirectoryError:
-            return None, None, "is a folder"
-        except OSError as e:
-            return None, None, f"read error: {e.strerror or e}"
-        h = content_hash(data)
-        if h in known:
-            return h, None, None
-        try:
-            st = self.settings
-            return h, prepare(data, bins=st.colour_bins, trim_borders=st.trim_borders,
-                              max_megapixels=st.max_megapixels), None
-        except DecodeError as e:
-            return h, None, e.reason
-        except MemoryError:
-            return h, None, "not enough memory to process this image"
-        except Exception as e:  # one odd file must never stop the run: it is reported instead
-            return h, None, f"could not process: {type(e).__name__}: {e}"
+    def _extract_local(self, todo: list, known: set[str]):
+        """The local run: decode threads read and prepare up to two batches ahead of the network, which runs
+        here (ONNX Runtime or torch, CPU or GPU); yields what each batch gave."""
+        st = self.settings
+        net = self.backbone()
+        layout = self.layout
+        on_gpu = getattr(net, "device", "cpu") not in ("cpu", None)
+        # on a GPU the network is no longer the CPU's work: every core decodes, in larger batches
+        threads = st.decode_threads or (os.cpu_count() or 2 if on_gpu else max(2, min(8, os.cpu_count() or 2)))
+        bs = max(1, st.batch_size, GPU_BATCH if on_gpu else 1)
+        batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
+        root = str(self.root)
 
-    def _process_batch(self, batch, results, labels, net, layout, known, rep, dims=None):
+        def read_one(relpath: str):
+            return read_prepared(lambda rp: read_local(os.path.join(root, rp)), relpath, known,
+                                 colour_bins=st.colour_bins, trim_borders=st.trim_borders,
+                                 max_megapixels=st.max_megapixels)
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artstyle-decode") as pool:
+            pending: deque = deque()
+
+            def submit(batch):
+                return [pool.submit(read_one, f.relpath) for f in batch]
+
+            it = iter(batches)
+            for _ in range(2):  # keep up to two batches decoding ahead of the network
+                b = next(it, None)
+                if b is not None:
+                    pending.append((b, submit(b)))
+            while pending:
+                batch, futs = pending.popleft()
+                nb = next(it, None)
+                if nb is not None:
+                    pending.append((nb, submit(nb)))
+                yield extract_batch([f.relpath for f in batch], [fu.result() for fu in futs], net, layout)
+
+    def _records_of(self, extracted: list[Extracted], labels, known: set[str], rep: UpdateReport, dims=None):
+        """The records and new feature vectors of one extracted batch (content seen before, in the index or
+        earlier in the batch, is reused, not stored twice)."""
         recs: list[FileRecord] = []
         vecs: list[tuple[str, bytes]] = []
-        to_net: list[tuple[int, Prepared]] = []
-        for i, (f, (h, prep, err)) in enumerate(zip(batch, results)):
+        seen: set[str] = set()
+        by_path = self._scanned
+        for ex in extracted:
+            f = by_path[ex.relpath]
+            h = ex.hash
             rec = FileRecord(0, f.relpath, f.size, f.mtime_ns, h, "ok", None, labels.get(f.relpath, {}))
-            if err is not None:
-                rec.status, rec.error = "error", err
-                rep.failed.append((f.relpath, err))
-            elif prep is None:
+            if ex.error is not None:
+                rec.status, rec.error = "error", ex.error
+                rep.failed.append((f.relpath, ex.error))
+            elif ex.blob is None or h in known or h in seen:
                 rep.reused += 1
-                rec.width, rec.height = (dims or {}).get(h, (None, None))
+                rec.width, rec.height = ((dims or {}).get(h, (None, None)) if ex.width is None
+                                         else (ex.width, ex.height))
             else:
-                rec.width, rec.height = prep.width, prep.height
-                to_net.append((i, prep))
-                if dims is not None:
-                    dims[h] = (prep.width, prep.height)
-            recs.append(rec)
-        if to_net:
-            out = net.forward(np.stack([p.crop for _, p in to_net]))
-            seen: set[str] = set()
-            for j, (i, prep) in enumerate(to_net):
-                h = recs[i].hash
-                if h in seen:
-                    rep.reused += 1
-                    continue
                 seen.add(h)
-                vecs.append((h, layout.pack(out["deep"][j], [g[j] for g in out["grams"]], prep.colour,
-                                            out["local"][j], prep.aspect)))
+                vecs.append((h, ex.blob))
+                rec.width, rec.height = ex.width, ex.height
                 rep.extracted += 1
+            if dims is not None and h and ex.width is not None:
+                dims[h] = (ex.width, ex.height)
+            recs.append(rec)
         return recs, vecs, [r.relpath for r in recs if r.status == "ok"]
 
     # ------------------------------------------------------------------ analysis
