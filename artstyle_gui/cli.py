@@ -569,9 +569,11 @@ def _json(obj, **kwargs) -> str:
 
 
 def _fit_note(an, args) -> str:
-    """"Topics fitted on N paintings, M added since" (and how to re-fit)."""
+    """"Topics fitted on N paintings, M added since" (and how to re-fit); a fit on a sample says so."""
     from .core.explore.summaries import fit_summary
 
+    if not (an.added_since or an.removed_since):  # a large collection fitted on a sample, nothing placed since
+        return f"{fit_summary(an)} (the others are placed into that fit)."
     return f"{fit_summary(an)} (placed into that fit; '{_cmd(args, 'index', ' --refit')}' fits them again)."
 
 
@@ -677,7 +679,9 @@ def cmd_topics(args) -> int:
         auto = auto_topic_names(an, detail=col.detail_scores(an))  # suggestions for the topics not named
         sums = topic_summaries(an, args.top, names=user)
         if args.json:  # "name": the user's name or "Topic N"; "suggested_name": the automatic one
-            print(_json({"k": an.topics.k, "fitted_on": an.fitted_on, "added_since": an.added_since,
+            # fitted_on: the paintings the topics were fitted on (a sample of sampled_from, in a large collection)
+            print(_json({"k": an.topics.k, "fitted_on": an.models_fitted_on,
+                         "sampled_from": an.fitted_on if an.sample_n else None, "added_since": an.added_since,
                               "removed_since": an.removed_since, "curve": {"k": an.topics.curve_k,
                               "perplexity": an.topics.curve_perplexity},
                               "topics": [{**s.__dict__, "suggested_name": auto.get(s.topic, "")}
@@ -685,7 +689,7 @@ def cmd_topics(args) -> int:
             return EXIT_OK
         mode = "fixed" if col.settings.k else "auto: held-out perplexity elbow"
         print(f"{an.topics.k} topics ({mode}; input {an.topics.input_kind}) over {an.n:,} paintings")
-        if an.added_since or an.removed_since:
+        if an.added_since or an.removed_since or an.sample_n:
             print(_fit_note(an, args))
         if an.topics.curve_k:
             print("perplexity: " + ", ".join(f"K={k}:{p:.0f}" for k, p in zip(an.topics.curve_k,

@@ -260,6 +260,9 @@ class Analysis:
     fit_rows: np.ndarray | None = field(default=None, repr=False)
     fit_n: int = 0  # paintings the PCA and topics were fitted on (0: this analysis's n)
     fit_fingerprint: str = ""  # the fingerprint of the fit ("": this analysis's)
+    #: a large collection's fit (core/index/sampled.py): the paintings of a seeded sample the PCA and the
+    #: topics were fitted on, every painting of the fit then placed into them; 0: fitted on every painting
+    sample_n: int = 0
 
     @property
     def n(self) -> int:
@@ -279,8 +282,14 @@ class Analysis:
 
     @property
     def fitted_on(self) -> int:
-        """Paintings the PCA and the topics were fitted on."""
+        """Paintings of the fit: the PCA and the topics were fitted on them (on a sample of them when
+        :attr:`sample_n`; the others placed into that fit), the base of :data:`~.index.collection.REFIT_SHARE`."""
         return self.fit_n or self.n
+
+    @property
+    def models_fitted_on(self) -> int:
+        """Paintings the PCA and the topic models saw while fitting: the sample of a sampled fit."""
+        return self.sample_n or self.fitted_on
 
     @property
     def added_since(self) -> int:

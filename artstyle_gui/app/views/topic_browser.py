@@ -228,9 +228,12 @@ class TopicBrowser(QWidget):
             how = (f"chosen automatically: {tm.curve_k[0]} to {tm.curve_k[-1]} were tried, and more topics "
                    "would not describe the collection much better" if tm.curve_k else "fixed in the settings")
             placed = ""
-            if fit_summary(an):
+            if an.added_since or an.removed_since:
+                again = "on a new sample" if an.sample_n else "on every painting"
                 placed = (f"<br><b>{fit_summary(an)}</b> (placed into these topics). Re-fit topics to fit them "
-                          "on every painting.")
+                          f"{again}.")
+            elif an.sample_n:  # a large collection: fitted on a sample, the others placed into that fit
+                placed = f"<br><b>{fit_summary(an)}</b>; the others are placed into these topics."
             self.k_note.setText(f"<b>{tm.k}</b> topics, {how}. Re-fitting does not extract features again."
                                 + placed)
         else:

@@ -333,11 +333,19 @@ KNOWN_FIELDS = ("title", "artist", "style", "year", "genre")
 
 def fit_summary(an: Analysis) -> str:
     """"Topics fitted on N paintings, M added (, K removed) since": the incremental analysis in words, the
-    one spelling of the CLI and the app ("" when the analysis is its fit)."""
-    if not (an.added_since or an.removed_since):
+    one spelling of the CLI and the app ("" when the analysis is its fit). A large collection's fit on a
+    sample (core/index/sampled.py) says so: "Topics fitted on a sample of 50,000 of 1,000,000 paintings"."""
+    placed = bool(an.added_since or an.removed_since)
+    if an.sample_n:
+        head = f"Topics fitted on a sample of {an.sample_n:,} of {an.fitted_on:,} paintings"
+    elif placed:
+        head = f"Topics fitted on {an.fitted_on:,} paintings"
+    else:
         return ""
+    if not placed:
+        return head
     gone = f", {an.removed_since:,} removed" if an.removed_since else ""
-    return f"Topics fitted on {an.fitted_on:,} paintings, {an.added_since:,} added{gone} since"
+    return f"{head}, {an.added_since:,} added{gone} since"
 
 
 def display_fields(labels: dict[str, str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -54,6 +54,7 @@ from ..ingest.store import (
 from ..learn import adapt, verify
 from ..model import Analysis, Neighbour, Settings, UpdateReport
 from ..progress import Progress, ProgressGen, run
+from . import sampled
 
 
 #: an incremental analysis places new paintings into the fit until more than this share of the paintings it
@@ -366,6 +367,8 @@ class Collection:
                 self.analysis = placed
                 return (yield from self._space_hook(placed))
         fs, key = self.files.featureset()
+        if len(recs) > sampled.SAMPLE_ABOVE:  # too many to load at once: fitted on a sample (index/sampled.py)
+            return (yield from self._analyse_sampled(recs, fs, key))
         yield Progress("pca", 0, 2, f"loading features of {len(recs):,} paintings")
         blobs = self.store.get_vectors(fs, [r.hash for r in recs])
         bad = {h for h, b in blobs.items() if not self._vector_ok(b)}
@@ -406,6 +409,30 @@ class Collection:
         self.analysis = an
         an = yield from self._space_hook(an)  # style adapter: settings.space
         return an
+
+    def _analyse_sampled(self, recs: list[FileRecord], fs: int, key: str) -> ProgressGen[Analysis | None]:
+        """More than :data:`.sampled.SAMPLE_ABOVE` paintings: the PCA and the topics fitted on a seeded sample,
+        then every painting placed into them chunk by chunk, the neighbour index built as they come."""
+        st = self.settings
+        fit = yield from sampled.fit_sampled(self.store, fs, self.layout, st, recs, self._fit_topics, self._vector_ok)
+        if fit is not None and fit.bad:  # damaged stored vectors: forget them, as the full path does
+            if not self.store.readonly:
+                self.store.delete_vectors(fs, fit.bad)
+            yield Progress("index", 1, 1, f"{len(fit.bad):,} damaged feature vectors discarded; "
+                                          "the next update extracts them again")
+        if fit is None or not fit.recs:
+            self.analysis = None
+            return None
+        recs = fit.recs
+        an = Analysis(
+            relpaths=[r.relpath for r in recs], file_ids=np.array([r.id for r in recs], np.int64),
+            hashes=[r.hash or "" for r in recs], labels=[r.labels for r in recs], parts=fit.parts,
+            part_model=fit.model, topics=fit.topics, index=fit.index, weights=dict(st.blend), metric=st.metric,
+            fingerprint=self._fingerprint(recs), settings=replace(st), featureset=key, sample_n=fit.sample_n,
+        )
+        self._save_analysis(an)
+        self.analysis = an
+        return (yield from self._space_hook(an))
 
     def _current_matches(self, recs: list[FileRecord], fp: str) -> bool:
         """Whether :attr:`analysis` is what loading the saved analysis for ``recs`` would give:
@@ -493,7 +520,7 @@ class Collection:
             "neighbours_sha256": file_sha256(d / "neighbours.hnsw"),
             "weights": an.weights, "metric": an.metric, "settings": an.settings.to_json(),
             "topic_input": an.topics.input_kind if an.topics else None, "k": an.topics.k if an.topics else None,
-            "fit_n": an.fit_n, "fit_fingerprint": an.fit_fingerprint,
+            "fit_n": an.fit_n, "fit_fingerprint": an.fit_fingerprint, "sample_n": an.sample_n,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
@@ -595,7 +622,7 @@ class Collection:
             part_model=PartModel.from_arrays(a), topics=topics, index=index, weights=weights, metric=st.metric,
             fingerprint=fp, settings=replace(st), featureset=st.featureset_key(),
             fit_rows=None if fit_rows is None else fit_rows.astype(np.int64), fit_n=int(meta.get("fit_n") or 0),
-            fit_fingerprint=str(meta.get("fit_fingerprint") or ""),
+            fit_fingerprint=str(meta.get("fit_fingerprint") or ""), sample_n=int(meta.get("sample_n") or 0),
         )
 
     def _apply_placed(self, base: Analysis, d: Path, meta: dict, by_path: dict[str, FileRecord]) -> Analysis:
