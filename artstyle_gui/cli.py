@@ -226,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true",
                    help="fit PCA and topics again on every painting (by default new paintings are placed into the "
                         "existing fit until 10%% of the collection has changed)")
+    g = p.add_argument_group("on a Ray cluster (pip install \"artstyle-gui[cluster]\")")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="read and extract on a Ray cluster; this machine writes the index. ADDRESS: the cluster "
+                        "(auto, host:6379, ray://host:10001); without one, the cluster of RAY_ADDRESS, else a "
+                        "local one for this run. Every node must see the folder at the same path. Put --ray after "
+                        "the folder (or write --ray=ADDRESS)")
+    g.add_argument("--ray-workers", type=_int_in(1, 100000, "--ray-workers"), metavar="N",
+                   help="workers (one network each; default: one per GPU, else one per node)")
+    g.add_argument("--ray-cpus", type=_positive_float("--ray-cpus"), metavar="C",
+                   help="CPUs per worker (default: a node's CPUs, or its share per GPU)")
+    g.add_argument("--ray-gpus", type=_fraction, metavar="G",
+                   help="GPUs per worker (default: 1 where the cluster has GPUs, else 0)")
 
     p = sub.add_parser("similar", help="nearest neighbours of a painting in the collection or of any image")
     _common(p)
@@ -537,12 +549,13 @@ def _report_labels(col) -> None:
 
 
 def cmd_index(args) -> int:
+    cluster = _cluster(args)  # a --ray that cannot work says so before anything is created
     with open_collection(args) as col:
         if col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file and not args.backbone:
             print(f"artstyle: note: this collection uses the older ImageNet features ({IMAGENET_BACKBONE}); "
                   f"'{_cmd(args, 'index', f' --backbone {DEFAULT_BACKBONE}')}' re-indexes it with the art "
                   "style model (the ImageNet features are kept).", file=sys.stderr)
-        rep = drive(col.update(retry_failed=args.retry_failed), args.quiet)
+        rep = drive(col.update(retry_failed=args.retry_failed, extractor=cluster), args.quiet)
         _report_labels(col)
         print(rep.summary())
         for path, reason in rep.failed[:20]:
@@ -559,6 +572,22 @@ def cmd_index(args) -> int:
                 if an.added_since or an.removed_since:
                     print(_fit_note(an, args))
     return EXIT_OK
+
+
+def _cluster(args):
+    """The Ray extractor that ``--ray`` asks for (None: this process extracts)."""
+    if args.ray is None:
+        if args.ray_workers or args.ray_cpus or args.ray_gpus is not None:
+            raise UsageError("--ray-workers, --ray-cpus and --ray-gpus go with --ray.")
+        return None
+    from .core.index.cluster import ray_extractor
+
+    def told(plan) -> None:
+        if not args.quiet:
+            print(f"artstyle: extracting on the Ray cluster: {plan.describe()}", file=sys.stderr)
+
+    return ray_extractor(args.ray or None, actors=args.ray_workers, cpus_per_actor=args.ray_cpus,
+                         gpus_per_actor=args.ray_gpus, on_plan=told)
 
 
 def _json(obj, **kwargs) -> str:

@@ -85,14 +85,14 @@ class KnownHashes:
     million of them travel to every cluster worker as 16 MB instead of a 100 MB Python set."""
 
     def __init__(self, hashes: Iterable[str]) -> None:
-        raw = sorted({bytes.fromhex(h) for h in hashes if h})
+        raw = sorted({bytes.fromhex(h) for h in hashes if h and len(h) == 32})
         self._a = np.array(raw, dtype="S16") if raw else np.zeros(0, "S16")
 
     def __len__(self) -> int:
         return len(self._a)
 
     def __contains__(self, h: object) -> bool:
-        if not isinstance(h, str) or not len(self._a):
+        if not isinstance(h, str) or len(h) != 32 or not len(self._a):
             return False
         try:
             b = np.array(bytes.fromhex(h), dtype="S16")

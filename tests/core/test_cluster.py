@@ -1,0 +1,215 @@
+"""Indexing on a Ray cluster (core/index/cluster.py, `artstyle index --ray`): a real local Ray cluster of
+2 CPUs started inside the test module, a real actor pool, the real offline backbone.
+
+CI installs the ``cluster`` extra and sets ARTSTYLE_REQUIRE_CLUSTER, so these run there (a missing Ray fails);
+without Ray (a desktop install) they are skipped, except the one that checks the message --ray gives then."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from artstyle_gui.core.errors import ArtStyleError
+from artstyle_gui.core.index.collection import Collection
+from artstyle_gui.core.model import Settings
+from artstyle_gui.core.progress import run
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample_paintings"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    if os.environ.get("ARTSTYLE_REQUIRE_CLUSTER"):  # CI installs the extra: these tests are never skipped there
+        import ray
+        import ray.data  # noqa: F401
+    else:
+        ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
+        pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _extractor(**kw):
+    from artstyle_gui.core.index.cluster import ray_extractor
+
+    return ray_extractor(**kw)
+
+
+def _features(col: Collection) -> dict[str, bytes]:
+    """relpath -> stored feature blob of every readable painting."""
+    fs, _ = col.files.featureset()
+    recs = [r for r in col.records() if r.status == "ok"]
+    blobs = col.store.get_vectors(fs, [r.hash for r in recs])
+    return {r.relpath: blobs[r.hash] for r in recs}
+
+
+def _records(col: Collection) -> dict[str, tuple]:
+    return {r.relpath: (r.hash, r.status, r.error, r.width, r.height, tuple(sorted(r.labels.items())))
+            for r in col.records()}
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The sample collection indexed by the local (single-process) path: the reference."""
+    idx = tmp_path_factory.mktemp("local-index")
+    col = Collection(SAMPLE, settings=Settings(), index_dir=idx)
+    rep = run(col.update())
+    yield col, rep
+    col.close()
+
+
+def test_ray_features_equal_the_local_run(ray_cluster, local_run, tmp_path):
+    local, local_rep = local_run
+    col = Collection(SAMPLE, settings=Settings(), index_dir=tmp_path / "ray-index")
+    plans = []
+    rep = run(col.update(extractor=_extractor(on_plan=plans.append)))
+    assert rep.extracted == local_rep.extracted == 48 and not rep.failed
+    assert plans and plans[0].actors >= 1 and plans[0].cpus >= 1
+    # the same bytes: same backbone, same runtime, the same images in each network pass
+    assert _features(col) == _features(local)
+    assert _records(col) == _records(local)
+    # the index written by the driver is a normal index: the analysis runs on it as on a local one
+    an = run(col.analyse())
+    assert an is not None and an.n == 48
+    col.close()
+
+
+def test_second_run_extracts_nothing_and_resumes_an_interrupted_one(ray_cluster, tmp_path):
+    idx = tmp_path / "index"
+    st = Settings(batch_size=4)
+    col = Collection(SAMPLE, settings=st, index_dir=idx)
+    gen = col.update(extractor=_extractor())
+    committed = 0
+    for p in gen:  # stop the run after its first committed batch (Ctrl-C, a lost driver)
+        if p.stage == "extract" and p.done:
+            committed = p.done
+            break
+    gen.close()
+    col.close()
+    assert 0 < committed < 48
+    col = Collection(SAMPLE, settings=st, index_dir=idx)
+    kept = len([r for r in col.records() if r.status == "ok"])
+    assert kept >= committed  # every committed batch survived the interruption
+    rep = run(col.update(extractor=_extractor()))
+    assert rep.extracted == 48 - kept and rep.unchanged == kept  # only the rest is extracted
+    assert len(_features(col)) == 48
+    rep = run(col.update(extractor=_extractor()))  # nothing left to do: the cluster is not even asked
+    assert rep.extracted == 0 and rep.unchanged == 48
+    col.close()
+
+
+def _actor_pids() -> list[int]:
+    """Processes of this machine's Ray actors that run the extractor (Ray names the process after it)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"_BatchExtractor" in cmd and int(d.name) != os.getpid():
+                pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the actor's process in /proc")
+def test_a_killed_actor_loses_nothing_and_duplicates_nothing(ray_cluster, local_run, tmp_path):
+    local, _ = local_run
+    st = Settings(batch_size=2)  # 24 batches, 4 per call: the run is still going when the actor dies
+    col = Collection(SAMPLE, settings=st, index_dir=tmp_path / "index")
+    killed = []
+    gen = col.update(extractor=_extractor())
+    try:
+        while True:
+            p = next(gen)
+            if p.stage == "extract" and p.done and not killed:
+                pids = _actor_pids()
+                assert pids, "no extractor actor process found"
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed.extend(pids)
+    except StopIteration as stop:
+        rep = stop.value
+    assert killed
+    assert rep.extracted == 48 and not rep.failed  # Ray restarted the actor and retried its batches
+    recs = col.records()
+    assert len(recs) == len({r.relpath for r in recs}) == 48  # nothing written twice
+    assert _features(col) == _features(local)  # nothing lost, nothing changed
+    col.close()
+
+
+def test_unreadable_files_end_up_in_the_problems_list(ray_cluster, tmp_path):
+    root = tmp_path / "paintings"
+    shutil.copytree(SAMPLE / "baroque", root / "baroque")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "empty.png").write_bytes(b"")
+    col = Collection(root, settings=Settings(), index_dir=tmp_path / "index")
+    rep = run(col.update(extractor=_extractor()))
+    problems = dict(col.problems())
+    assert set(problems) == {"broken.jpg", "empty.png"} == {p for p, _ in rep.failed}
+    assert all(problems.values())
+    assert rep.extracted == len(list((root / "baroque").iterdir()))
+    col.close()
+
+
+def test_cli_index_with_ray(ray_cluster, local_run, tmp_path, capsys):
+    from artstyle_gui.cli import main
+
+    local, _ = local_run
+    idx = tmp_path / "index"
+    assert main(["index", str(SAMPLE), "--index-dir", str(idx), "--ray", "--no-analysis"]) == 0
+    err = capsys.readouterr().err
+    assert "extracting on the Ray cluster: 1 worker (2 CPUs each) on 1 node" in err
+    with Collection(SAMPLE, index_dir=idx, readonly=True) as col:
+        assert _features(col) == _features(local)
+    assert main(["index", str(SAMPLE), "--index-dir", str(idx), "--ray"]) == 0
+    out = capsys.readouterr().out
+    assert "0 extracted" in out and "48 unchanged" in out and "48 paintings indexed" in out
+
+
+def test_ray_options_need_ray_flag(tmp_path, capsys):
+    from artstyle_gui.cli import main
+
+    assert main(["index", str(SAMPLE), "--index-dir", str(tmp_path / "i"), "--ray-workers", "2"]) != 0
+    assert "--ray-workers, --ray-cpus and --ray-gpus go with --ray" in capsys.readouterr().err
+    assert not (tmp_path / "i").exists()
+
+
+def test_without_ray_the_command_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    from artstyle_gui.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as on a desktop install
+    with pytest.raises(ArtStyleError, match=r'pip install "artstyle-gui\[cluster\]"'):
+        _extractor()
+    assert main(["index", str(SAMPLE), "--index-dir", str(tmp_path / "i"), "--ray"]) != 0
+    assert 'pip install "artstyle-gui[cluster]"' in capsys.readouterr().err
+
+
+def test_plan_follows_the_cluster(ray_cluster):
+    from artstyle_gui.core.index.cluster import plan
+
+    p = plan(ray_cluster)
+    assert (p.actors, p.cpus, p.gpus, p.batch_size) == (1, 2.0, 0.0, 16)
+    p = plan(ray_cluster, cpus_per_actor=1)
+    assert (p.actors, p.cpus) == (2, 1.0)
+    with pytest.raises(ArtStyleError, match="GPUs"):
+        plan(ray_cluster, gpus_per_actor=1)
+    with pytest.raises(ArtStyleError, match="largest node"):
+        plan(ray_cluster, cpus_per_actor=8)
+
+
+def test_known_hashes_set():
+    from artstyle_gui.core.ingest.extract import KnownHashes
+
+    hs = [f"{i:032x}" for i in (0, 1, 255, 2**100)]
+    k = KnownHashes(hs + [""])
+    assert len(k) == 4 and all(h in k for h in hs)
+    assert f"{2:032x}" not in k and "zz" not in k and None not in k and "" not in k
+    assert f"{1:032x}" not in KnownHashes([])
