@@ -167,8 +167,17 @@ class UsageError(ArtStyleError):
     """Bad arguments found once the index is open (e.g. a topic number above K): exit 2."""
 
 
+def _folder(text: str) -> Path | str:
+    """A collection folder (a Path), or an fsspec URL kept as text (``Path`` would fold its ``//``)."""
+    from .core.ingest.remote import is_url
+
+    return text if is_url(text) else Path(text)
+
+
 def _common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
-    p.add_argument("folder", type=Path, help="the painting collection (never written to)")
+    p.add_argument("folder", type=_folder, help="the painting collection (never written to): a folder, or for `index` "
+                                                "and the commands that read the index, an fsspec URL (s3://bucket/"
+                                                "prefix, ...)")
     g = p.add_argument_group("index and labels")
     g.add_argument("--index-dir", type=Path, help="where the index lives (default: per-user data dir)")
     lab = g.add_mutually_exclusive_group()
@@ -413,10 +422,10 @@ def open_collection(args):
     from .core.ingest.store import IndexStore, index_dir_for
     from .core.model import Settings
 
-    idx = args.index_dir or index_dir_for(Path(args.folder))
+    idx = args.index_dir or index_dir_for(args.folder)
     saved = None
     if args.command not in ("index", "finetune") and not (Path(idx) / "index.sqlite").is_file():  # nothing created
-        if not Path(args.folder).is_dir():
+        if isinstance(args.folder, Path) and not args.folder.is_dir():
             raise ArtStyleError(f"{printable(args.folder)} is not a folder.")
         raise IndexMissing(f"No index of {printable(args.folder)} at {printable(idx)}. Run `artstyle index` first.")
     if (Path(idx) / "index.sqlite").is_file():
@@ -431,7 +440,7 @@ def open_collection(args):
     st = _settings(args, saved)
     st.validate()  # every option checked before anything is saved
     if args.labels is not None:  # a labels CSV that cannot be read is an error before anything is written
-        read_labels_csv(args.labels, Path(args.folder))
+        read_labels_csv(args.labels, args.folder)
     write = _writes(args) or _machine_free(st) != _machine_free(saved if saved is not None else Settings())
     col = Collection(args.folder, settings=st, index_dir=args.index_dir, labels_csv=args.labels,
                      artist_from_folder=args.artist_from_folder, clear_labels=args.no_labels, readonly=not write)
@@ -842,6 +851,7 @@ def cmd_finetune(args) -> int:
     from .core.learn.finetune import FinetuneConfig, finetune
 
     with open_collection(args) as col:
+        col.need_local("Fine-tuning")
         st = col.settings
         cfg = FinetuneConfig(label=args.label, backbone=st.backbone, base_weights=st.weights_file,
                              holdout=args.holdout, device=args.device, max_seconds=args.max_seconds,
@@ -1036,7 +1046,8 @@ def _hint(e: BaseException, args) -> str:
 
     def full(m: re.Match) -> str:
         rest = m.group(2)
-        for folder in ("FOLDER", str(args.folder), str(Path(args.folder).expanduser().resolve())):
+        resolved = args.folder.expanduser().resolve() if isinstance(args.folder, Path) else args.folder
+        for folder in ("FOLDER", str(args.folder), str(resolved)):
             if rest == " " + folder or rest.startswith(" " + folder + " "):
                 rest = rest[len(folder) + 1:]
                 break

@@ -29,6 +29,7 @@ from .errors import ArtStyleError, IndexLocked
 from .ingest.backbones import REGISTRY
 from .ingest.features import FeatureLayout
 from .ingest.labels import find_default_labels_csv
+from .ingest.remote import is_url
 from .ingest.store import IndexStore
 from .model import Settings
 
@@ -103,7 +104,7 @@ def choose_labels(saved: LabelsSource | None, root: Path, csv: str | Path | None
             note = (f"The labels file {saved.csv} remembered with the index is gone; the labels stored in the "
                     "index are kept (give the labels CSV again to replace them, or clear them).")
     else:
-        path = find_default_labels_csv(root)
+        path = None if is_url(root) else find_default_labels_csv(root)  # a URL collection: --labels only
         keep = path is None and not afs and saved is None
     remember = None
     if given:

@@ -213,3 +213,14 @@ def test_known_hashes_set():
     assert len(k) == 4 and all(h in k for h in hs)
     assert f"{2:032x}" not in k and "zz" not in k and None not in k and "" not in k
     assert f"{1:032x}" not in KnownHashes([])
+
+
+def test_ray_reads_a_collection_by_url(ray_cluster, local_run, tmp_path):
+    """The workers read through fsspec (a file:// URL here: what every node of a cluster can open)."""
+    local, _ = local_run
+    col = Collection(f"file://{SAMPLE}", settings=Settings(), index_dir=tmp_path / "index")
+    assert col.remote is not None
+    rep = run(col.update(extractor=_extractor()))
+    assert rep.extracted == 48
+    assert _features(col) == _features(local)
+    col.close()

@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ..errors import ArtStyleError
-from ..ingest.extract import Extracted, KnownHashes, extract_batch, read_local, read_prepared
+from ..ingest.extract import Extracted, KnownHashes, extract_batch, read_prepared
 from ..ingest.features import FeatureLayout
+from ..ingest.remote import reader_for
 from ..model import Settings
 
 #: images per network pass of a GPU actor (as the local run on a GPU)
@@ -105,7 +106,7 @@ class _BatchExtractor:
         from ..ingest.backbones import REGISTRY, load_backbone
         from ..ingest.runtime import use_runtime
 
-        self.root = root
+        self.read = reader_for(root)  # a shared folder's path, or an fsspec URL every node can read
         self.settings = settings
         self.known = known
         self.net = use_runtime(load_backbone(settings.backbone, settings.weights_file), settings.runtime,
@@ -117,7 +118,7 @@ class _BatchExtractor:
 
     def _read_one(self, relpath: str):
         st = self.settings
-        return read_prepared(lambda rp: read_local(os.path.join(self.root, rp)), relpath, self.known,
+        return read_prepared(self.read, relpath, self.known,
                              colour_bins=st.colour_bins, trim_borders=st.trim_borders,
                              max_megapixels=st.max_megapixels)
 

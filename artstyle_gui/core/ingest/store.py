@@ -46,6 +46,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import ArtStyleError, IndexCorrupt, IndexLocked, IndexMissing
+from .remote import is_url
 
 SCHEMA_VERSION = 1
 APP_NAME = "artstyle_gui"
@@ -75,17 +76,28 @@ def default_index_root() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def index_dir_for(root: Path, base: Path | None = None) -> Path:
-    """The default index directory of a collection folder, keyed by its absolute path."""
-    root = Path(root).resolve()
-    key = hashlib.sha1(os.fsencode(str(root))).hexdigest()[:16]
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in root.name)[:40] or "root"
+def index_dir_for(root: Path | str, base: Path | None = None) -> Path:
+    """The default index directory of a collection folder, keyed by its absolute path (or its URL)."""
+    if is_url(root):
+        text = str(root).rstrip("/")
+        key = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        name = text.rsplit("/", 1)[-1] if "/" in text.partition("://")[2] else text.partition("://")[2]
+    else:
+        root = Path(root).resolve()
+        key = hashlib.sha1(os.fsencode(str(root))).hexdigest()[:16]
+        name = root.name
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "root"
     return (base or default_index_root()) / "collections" / f"{safe}-{key}"
 
 
 def check_outside(root: Path, path: Path, *, what: str = "index directory") -> None:
     """Refuse a place to write (the index directory, an export) inside the collection: the collection
     is never written."""
+    if is_url(root):  # a URL collection: only a file:// one can hold a local path
+        head, _, rest = str(root).partition("://")
+        if head != "file":
+            return
+        root = rest
     r, d = Path(root).resolve(), Path(path).expanduser().resolve()
     if d == r or r in d.parents:
         if what == "index directory":
