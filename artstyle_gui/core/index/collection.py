@@ -37,9 +37,10 @@ from ..ingest.backbones import (
     file_sha256,
     load_backbone,
 )
-from ..ingest.extract import Extracted, extract_batch, read_local, read_prepared
+from ..ingest.extract import Extracted, extract_batch, read_prepared
 from ..ingest.features import FeatureLayout, prepare
 from ..ingest.labels import artist_from_parent, read_labels_csv
+from ..ingest.remote import RemoteFolder, is_url, reader_for
 from ..ingest.scan import iter_image_files
 from ..ingest.store import (
     FileRecord,
@@ -80,9 +81,15 @@ class Collection:
         """``labels_csv``, ``artist_from_folder``, ``clear_labels``: where labels come from; not given (None),
         what the index remembers (:func:`~..derived.choose_labels`). ``readonly``: a command that only
         reads: the index must exist, and nothing is created or written (derived caches at best)."""
-        self.root = Path(root).expanduser().resolve()
-        if not self.root.is_dir():
-            raise ArtStyleError(f"{self.root} is not a folder.")
+        #: a collection at an fsspec URL (s3://bucket/prefix, ...): listed and read through fsspec; its
+        #: ``root`` is then the URL (text), and what reads the images again later needs a local folder
+        self.remote = RemoteFolder(str(root)) if is_url(root) else None
+        if self.remote is not None:
+            self.root = self.remote.url
+        else:
+            self.root = Path(root).expanduser().resolve()
+            if not self.root.is_dir():
+                raise ArtStyleError(f"{self.root} is not a folder.")
         self.settings = settings or Settings()
         self.settings.validate()
         self.index_dir = Path(index_dir).expanduser().resolve() if index_dir else index_dir_for(self.root)
@@ -135,6 +142,13 @@ class Collection:
     @property
     def layout(self) -> FeatureLayout:
         return FeatureLayout.for_backbone(REGISTRY[self.settings.backbone], self.settings.colour_bins)
+
+    def need_local(self, what: str) -> None:
+        """ArtStyleError for a step that reads the images again when the collection is at a URL."""
+        if self.remote is not None:
+            raise ArtStyleError(f"{what} reads the images again, which needs the collection in a local folder; "
+                                f"{self.root} is a URL (indexing, neighbours, topics, the map and the exports "
+                                "work from the index).")
 
     def records(self) -> list[FileRecord]:
         return self.store.records()
@@ -191,8 +205,10 @@ class Collection:
             rep = UpdateReport()
             scan_errors: list[tuple[str, str]] = []
             files = []
-            for f in iter_image_files(self.root, follow_outside_links=st.follow_links,
-                                      on_error=lambda p, r: scan_errors.append((p, r))):
+            found = (self.remote.scan(on_error=lambda p, r: scan_errors.append((p, r))) if self.remote else
+                     iter_image_files(self.root, follow_outside_links=st.follow_links,
+                                      on_error=lambda p, r: scan_errors.append((p, r))))
+            for f in found:
                 files.append(f)
                 if len(files) % 1000 == 0:
                     yield Progress("scan", len(files), None, f"found {len(files):,} images")
@@ -274,10 +290,10 @@ class Collection:
         threads = st.decode_threads or (os.cpu_count() or 2 if on_gpu else max(2, min(8, os.cpu_count() or 2)))
         bs = max(1, st.batch_size, GPU_BATCH if on_gpu else 1)
         batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
-        root = str(self.root)
+        read = reader_for(str(self.root))
 
         def read_one(relpath: str):
-            return read_prepared(lambda rp: read_local(os.path.join(root, rp)), relpath, known,
+            return read_prepared(read, relpath, known,
                                  colour_bins=st.colour_bins, trim_borders=st.trim_borders,
                                  max_megapixels=st.max_megapixels)
 
@@ -897,6 +913,7 @@ class Collection:
         embedding candidates (cosine >= threshold) confirmed by the perceptual hash (whole image, or
         with ``crops`` a crop-aligned hash + pixel correlation). Unreadable candidates are skipped:
         :attr:`duplicate_skipped`. Never writes the collection."""
+        self.need_local("Finding near-duplicates")
         stats = duplicates.DuplicateStats()
         try:
             return (yield from duplicates.find_duplicates(self.require_analysis(), self.files, threshold,
