@@ -205,6 +205,22 @@ def test_plan_follows_the_cluster(ray_cluster):
         plan(ray_cluster, cpus_per_actor=8)
 
 
+def test_plan_on_a_gpu_cluster():
+    """Two nodes of 16 CPUs and 2 GPUs each (described as Ray describes them): one worker per GPU, each with
+    its share of the CPUs, in the GPU batches of a local GPU run."""
+    from types import SimpleNamespace
+
+    from artstyle_gui.core.index.cluster import GPU_BATCH, plan
+
+    node = {"Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}}
+    fake = SimpleNamespace(cluster_resources=lambda: {"CPU": 32.0, "GPU": 4.0}, nodes=lambda: [node, dict(node)])
+    p = plan(fake)
+    assert (p.actors, p.cpus, p.gpus, p.batch_size, p.nodes) == (4, 8.0, 1.0, GPU_BATCH, 2)
+    assert "4 workers (1 GPU + 8 CPUs each) on 2 nodes" == p.describe()
+    p = plan(fake, gpus_per_actor=0)
+    assert (p.actors, p.cpus, p.gpus, p.batch_size) == (2, 16.0, 0.0, 16)
+
+
 def test_known_hashes_set():
     from artstyle_gui.core.ingest.extract import KnownHashes
 

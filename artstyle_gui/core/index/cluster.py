@@ -87,7 +87,7 @@ def plan(ray, *, actors: int | None = None, cpus_per_actor: float | None = None,
         raise ArtStyleError(f"The Ray cluster has {gpus:g} GPUs; each worker asks for {gpus_per_actor:g}.")
     if cpus_per_actor is None:
         if gpus_per_actor:
-            cpus_per_actor = max(1.0, float(int(cpus // max(1, gpus // gpus_per_actor))))
+            cpus_per_actor = max(1.0, min(max(node_cpus), float(int(cpus // max(1, gpus // gpus_per_actor)))))
         else:
             cpus_per_actor = max(1.0, min(node_cpus))
     if cpus_per_actor > max(node_cpus):
