@@ -68,8 +68,9 @@ def _synthetic_blobs(layout: FeatureLayout, styles: np.ndarray, rng: np.random.G
 
 
 def synthetic_index(root: Path, index_dir: Path, n: int, *, settings: Settings, n_styles: int = 12,
-                    chunk: int = 2000) -> dict:
-    """Create (or reuse) ``n`` files under ``root`` and their synthetic index; returns build figures."""
+                    chunk: int = 2000, analyse: bool = True) -> dict:
+    """Create (or reuse) ``n`` files under ``root`` and their synthetic index; returns build figures.
+    ``analyse`` False: the features only (the caller analyses, e.g. in a process of its own)."""
     marker = index_dir / f"synthetic-{n}.done"
     if marker.exists():
         return {"reused": True}
@@ -114,7 +115,8 @@ def synthetic_index(root: Path, index_dir: Path, n: int, *, settings: Settings, 
         from artstyle_gui.core.progress import run
 
         t1 = time.perf_counter()
-        run(col.analyse())
+        if analyse:
+            run(col.analyse())
         analyse_s = time.perf_counter() - t1
     finally:
         col.close()

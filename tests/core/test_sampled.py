@@ -85,8 +85,8 @@ def test_a_large_collection_is_fitted_on_a_sample_and_every_painting_placed(col,
     assert not np.allclose(deep.mean, l2n(raw["deep"]).mean(0), atol=1e-5)
     # every painting: its parts and its topic mixture are the fitted models' transform
     for p, v in an.part_model.transform(raw).items():
-        assert an.parts[p].shape == v.shape and an.parts[p].dtype == np.float32
-        np.testing.assert_allclose(an.parts[p], v, atol=1e-5)
+        assert an.parts[p].shape == v.shape and an.parts[p].dtype == sampled.PARTS_DTYPE  # half the memory
+        np.testing.assert_allclose(an.parts[p], v, atol=2e-3)
     mix = lda_transform(an.topics.components, counts_for(an.topics.input_kind, raw, an.part_model, an.topics.vocab))
     assert an.topics.mixtures.shape == (N, an.topics.k)
     np.testing.assert_allclose(an.topics.mixtures, mix, atol=1e-5)
@@ -127,6 +127,9 @@ def test_paintings_added_to_a_sampled_fit_are_placed(col, small_thresholds):
     assert (an.n, an.fitted_on, an.sample_n, an.added_since) == (N + 4, N, SAMPLE, 4)
     assert fit_summary(an) == f"Topics fitted on a sample of {SAMPLE} of {N} paintings, 4 added since"
     np.testing.assert_array_equal(an.topics.components, fit.topics.components)
+    assert all(v.dtype == sampled.PARTS_DTYPE for v in an.parts.values())
+    new_row = an.row_of("new/swirl/swirl_0.jpg")
+    assert all(n.row != new_row for n in col.similar(new_row, 5)) and len(col.similar(new_row, 5)) == 5
     with Collection(col.root, settings=Settings(**SMALL), index_dir=col.index_dir) as again:
         loaded = again.load_analysis()
         assert loaded is not None and loaded.sample_n == SAMPLE and loaded.added_since == 4

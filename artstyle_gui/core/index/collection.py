@@ -631,10 +631,13 @@ class Collection:
         else:
             index = NeighbourIndex.build(blend(parts, weights), st.metric, seed=st.seed)
         recs = [by_path.get(p) for p in rel]
+        # the records' own strings, not a second copy of each from the JSON (200 MB at a million paintings)
+        rel = [r.relpath if r is not None else p for r, p in zip(recs, rel)]
+        hashes = [r.hash if r is not None and r.hash == h else h for r, h in zip(recs, hashes)]
         fit_rows = a.get("fit_rows")
         return Analysis(
-            relpaths=list(rel), file_ids=np.array([r.id if r is not None else -1 for r in recs], np.int64),
-            hashes=list(hashes), labels=[r.labels if r is not None else {} for r in recs], parts=parts,
+            relpaths=rel, file_ids=np.array([r.id if r is not None else -1 for r in recs], np.int64),
+            hashes=hashes, labels=[r.labels if r is not None else {} for r in recs], parts=parts,
             part_model=PartModel.from_arrays(a), topics=topics, index=index, weights=weights, metric=st.metric,
             fingerprint=fp, settings=replace(st), featureset=st.featureset_key(),
             fit_rows=None if fit_rows is None else fit_rows.astype(np.int64), fit_n=int(meta.get("fit_n") or 0),
