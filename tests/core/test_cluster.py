@@ -159,6 +159,21 @@ def test_unreadable_files_end_up_in_the_problems_list(ray_cluster, tmp_path):
     col.close()
 
 
+def test_a_collection_the_workers_cannot_see_stops_the_run_with_a_message(ray_cluster, tmp_path):
+    """A URL only this process can read (fsspec's in-memory filesystem): the workers cannot, and say so;
+    nothing is marked unreadable."""
+    fsspec = pytest.importorskip("fsspec")
+    mfs = fsspec.filesystem("memory")
+    mfs.pipe_file("/only-here/paintings/a.jpg", (SAMPLE / "baroque" / "0001.jpg").read_bytes())
+    col = Collection("memory://only-here/paintings", settings=Settings(), index_dir=tmp_path / "index")
+    with pytest.raises(ArtStyleError, match=r"The Ray workers failed: On the Ray node .*: memory://only-here/paintings "
+                                            r"is not a folder.*the same command resumes"):
+        run(col.update(extractor=_extractor()))
+    assert not col.records()
+    col.close()
+    mfs.rm("/only-here", recursive=True)
+
+
 def test_cli_index_with_ray(ray_cluster, local_run, tmp_path, capsys):
     from artstyle_gui.cli import main
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from ..errors import ArtStyleError
 from ..ingest.extract import Extracted, KnownHashes, extract_batch, read_prepared
 from ..ingest.features import FeatureLayout
-from ..ingest.remote import reader_for
+from ..ingest.remote import is_url, reader_for
 from ..model import Settings
 
 #: images per network pass of a GPU actor (as the local run on a GPU)
@@ -102,11 +102,19 @@ class _BatchExtractor:
     """One Ray actor: the backbone loaded once; each call reads, decodes and extracts a few batches."""
 
     def __init__(self, root: str, settings: Settings, known: KnownHashes, threads: int) -> None:
+        import socket
+
+        if not is_url(root) and not os.path.isdir(root):  # else every file would be "unreadable"
+            raise ArtStyleError(f"The collection {root} is not visible on the Ray node {socket.gethostname()}: "
+                                "every node must see it at the same path (a shared filesystem) or by URL.")
         os.environ["ARTSTYLE_TORCH_THREADS"] = str(threads)  # this actor's CPUs, not the node's
         from ..ingest.backbones import REGISTRY, load_backbone
         from ..ingest.runtime import use_runtime
 
-        self.read = reader_for(root)  # a shared folder's path, or an fsspec URL every node can read
+        try:
+            self.read = reader_for(root)  # a shared folder's path, or an fsspec URL every node can read
+        except ArtStyleError as e:
+            raise ArtStyleError(f"On the Ray node {socket.gethostname()}: {e}") from None
         self.settings = settings
         self.known = known
         self.net = use_runtime(load_backbone(settings.backbone, settings.weights_file), settings.runtime,
@@ -141,6 +149,20 @@ class _BatchExtractor:
                 for k, v in out.items()}
 
 
+def worker_error(e: BaseException) -> str:
+    """The message of what went wrong on a worker, from the exception Ray hands the driver (our own
+    ArtStyleError's words where a worker raised one, else the error's first line)."""
+    text = str(e)
+    for line in text.splitlines():
+        if "ArtStyleError:" in line:
+            return line.split("ArtStyleError:", 1)[1].strip()
+    cause = getattr(e, "cause", None) or e.__cause__
+    if isinstance(cause, ArtStyleError):
+        return str(cause)
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(e).__name__}: {first[:300]}" if first else type(e).__name__
+
+
 class RayRun:
     """The files to do, extracted on the cluster: iterates over lists of :class:`Extracted`, one per local
     batch, as they arrive (any order); ``rate`` is the cluster's throughput so far, for the progress line."""
@@ -169,6 +191,8 @@ class RayRun:
             self._started = True
         try:
             actors, cpus, gpus = self.want
+            if self.settings.device in ("cuda", "mps") and gpus is None:
+                gpus = 1.0  # asked for a GPU: each worker gets one (an error if the cluster has none)
             self.plan = plan(ray, actors=actors, cpus_per_actor=cpus, gpus_per_actor=gpus,
                              batch_size=self.settings.batch_size)
         except BaseException:
@@ -214,6 +238,16 @@ class RayRun:
             fn_constructor_kwargs={"root": self.root, "settings": st, "known": KnownHashes(self.known),
                                    "threads": max(1, int(p.cpus))},
             compute=rd.ActorPoolStrategy(size=p.actors), num_cpus=p.cpus, num_gpus=p.gpus or None)
+        try:
+            yield from self._collect(ds, sizes, p)
+        except Exception as e:
+            if not type(e).__module__.startswith("ray."):
+                raise
+            raise ArtStyleError(f"The Ray workers failed: {worker_error(e)} The batches already written are "
+                                "kept: the same command resumes.") from None
+
+    def _collect(self, ds, sizes: dict[int, int], p: ClusterPlan) -> Iterator[list[Extracted]]:
+        """The extracted batches as they stream back, each once and whole."""
         t0 = time.monotonic()
         done_images = 0
         arrived: dict[int, list[Extracted]] = {}
