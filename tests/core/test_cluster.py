@@ -105,8 +105,16 @@ def test_second_run_extracts_nothing_and_resumes_an_interrupted_one(ray_cluster,
     col.close()
 
 
+def _ppid(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _actor_pids() -> list[int]:
-    """Processes of this machine's Ray actors that run the extractor (Ray names the process after it)."""
+    """Processes of this test's Ray actors that run the extractor: Ray names the process after it, and its
+    parent is the raylet this process started (other Ray clusters on the machine are left alone)."""
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -114,8 +122,9 @@ def _actor_pids() -> list[int]:
                 cmd = (d / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"_BatchExtractor" in cmd and int(d.name) != os.getpid():
-                pids.append(int(d.name))
+            pid = int(d.name)
+            if b"_BatchExtractor" in cmd and pid != os.getpid() and _ppid(_ppid(pid) or 0) == os.getpid():
+                pids.append(pid)
     return pids
 
 
