@@ -46,8 +46,8 @@ class GalleryModel(QAbstractListModel):
         self.root = ""
         self._rel: list[str] = []
         self._labels: list[dict] = []
-        self._hay: list[str] = []
-        self._item_of: dict[str, int] = {}  # absolute path -> item
+        self._hay: list[str] | None = None  # search text per item, made when a filter is first typed
+        self._item_of: dict[str, int] = {}  # relpath -> item (the records' own strings)
         self._topic = np.zeros(0, np.int64)
         self._tprob = np.zeros(0, np.float32)
         self._score = np.zeros(0, np.float32)
@@ -129,9 +129,9 @@ class GalleryModel(QAbstractListModel):
             return False
         changed = False
         for p, lab in zip(relpaths, labels):
-            i = self._item_of[f"{self.root}/{p}"]
+            i = self._item_of[p]
             if self._labels[i] != lab:
-                self._labels[i] = dict(lab)
+                self._labels[i] = lab
                 changed = True
         if changed:
             self._index_items()
@@ -148,7 +148,7 @@ class GalleryModel(QAbstractListModel):
         self.beginResetModel()
         self.root = str(root)
         self._rel = list(relpaths)
-        self._labels = [dict(x) for x in labels]
+        self._labels = list(labels)  # the records' dicts (read-only; one per distinct labels at a million)
         self._index_items()
         self._rank_n = -1
         self._subset_mask = None
@@ -162,15 +162,16 @@ class GalleryModel(QAbstractListModel):
     def add_items(self, relpaths: list[str]) -> None:
         """Add newly indexed paintings: in their place when sorted by name (the order on screen never jumps),
         else at the end until the analysis that sorts them is there."""
-        new = [p for p in relpaths if f"{self.root}/{p}" not in self._item_of]
+        new = [p for p in relpaths if p not in self._item_of]
         if not new:
             return
         start = len(self._rel)
         self._rel.extend(new)
         self._labels.extend({} for _ in new)
         for j, p in enumerate(new, start):
-            self._hay.append(p.casefold())
-            self._item_of[f"{self.root}/{p}"] = j
+            if self._hay is not None:
+                self._hay.append(p.casefold())
+            self._item_of[p] = j
         k = len(new)
         self._topic = np.concatenate([self._topic, np.full(k, -1, np.int64)])
         self._tprob = np.concatenate([self._tprob, np.zeros(k, np.float32)])
@@ -271,7 +272,7 @@ class GalleryModel(QAbstractListModel):
     def row_of(self, relpath: str | None) -> int | None:
         if relpath is None:
             return None
-        i = self._item_of.get(f"{self.root}/{relpath}")
+        i = self._item_of.get(relpath)
         if i is None or self._pos[i] < 0:
             return None
         return int(self._pos[i])
@@ -285,16 +286,24 @@ class GalleryModel(QAbstractListModel):
         return len(self._rel)
 
     def _index_items(self) -> None:
-        self._hay = [" ".join([p, lab.get("artist", ""), lab.get("title", ""), lab.get("style", ""),
-                               lab.get("year", "")]).casefold()
-                     for p, lab in zip(self._rel, self._labels)]
-        self._item_of = {f"{self.root}/{p}": i for i, p in enumerate(self._rel)}
+        self._hay = None
+        self._item_of = {p: i for i, p in enumerate(self._rel)}
+
+    def _haystack(self) -> list[str]:
+        """What a filter searches, per item (made on first use: 100 MB nobody needs at a million paintings
+        until a filter is typed)."""
+        if self._hay is None:
+            self._hay = [" ".join([p, lab.get("artist", ""), lab.get("title", ""), lab.get("style", ""),
+                                   lab.get("year", "")]).casefold()
+                         for p, lab in zip(self._rel, self._labels)]
+        return self._hay
 
     def _matches(self, i: int) -> bool:
         if self.subset is not None and self._rel[i] not in self.subset:
             return False
         words = self.filter_text.casefold().split()
-        return all(w in self._hay[i] for w in words)
+        hay = self._haystack()[i]
+        return all(w in hay for w in words)
 
     def _in_subset(self) -> np.ndarray | None:
         """Boolean mask over the items (None: no subset), rebuilt when items were added."""
@@ -350,7 +359,7 @@ class GalleryModel(QAbstractListModel):
         n = len(self._rel)
         words = self.filter_text.casefold().split()
         if words:
-            a = np.asarray([i for i, h in enumerate(self._hay) if all(w in h for w in words)], np.int64)
+            a = np.asarray([i for i, h in enumerate(self._haystack()) if all(w in h for w in words)], np.int64)
         else:
             a = np.arange(n, dtype=np.int64)
         mask = self._in_subset()
@@ -373,7 +382,8 @@ class GalleryModel(QAbstractListModel):
         return a.tolist()
 
     def _on_loader_thumbnail_ready(self, path: str, *_):
-        i = self._item_of.get(path)
+        prefix = f"{self.root}/"
+        i = self._item_of.get(path[len(prefix):]) if path.startswith(prefix) else None
         if i is None or self._pos[i] < 0:
             return
         ix = self.index(int(self._pos[i]))

@@ -269,14 +269,24 @@ def fit_parts(raw: dict[str, np.ndarray], *, deep_components: int = 128, gram_co
     return model, model.transform(raw)
 
 
+BLEND_ROWS = 65_536
+
+
 def blend(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """Concatenate sqrt(w_p / sum w) * part_p over the parts given (in their order): unit vectors whose dot product is the weighted mean of
     the per-part cosine similarities."""
     total = sum(max(0.0, float(weights.get(p, 0.0))) for p in parts)
     if total <= 0:
         raise ValueError("At least one blend weight must be positive.")
-    cols = [np.sqrt(max(0.0, float(weights.get(p, 0.0))) / total) * parts[p] for p in parts]
-    return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
+    n = len(next(iter(parts.values())))
+    out = np.empty((n, sum(v.shape[1] for v in parts.values())), np.float32)
+    o = 0
+    for p, v in parts.items():  # written into the result a block of rows at a time: no (n, D) float64 copies
+        w = np.sqrt(max(0.0, float(weights.get(p, 0.0))) / total)  # (6 GB of them at a million paintings)
+        for s in range(0, n, BLEND_ROWS):
+            out[s : s + BLEND_ROWS, o : o + v.shape[1]] = w * v[s : s + BLEND_ROWS]
+        o += v.shape[1]
+    return out
 
 
 def part_contributions(parts: dict[str, np.ndarray], i: np.ndarray | int, j: np.ndarray,

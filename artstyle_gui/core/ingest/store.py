@@ -351,7 +351,7 @@ def _guarded(fn):
     return wrapper
 
 
-@dataclass
+@dataclass(slots=True)  # a million of them in the app: no __dict__ each
 class FileRecord:
     id: int
     relpath: str
@@ -582,30 +582,46 @@ class IndexStore:
     def records(self) -> list[FileRecord]:
         """Every file record, by relpath. Read again only when the files table may have changed: a write
         through this store (any thread) or a commit by another connection (SQLite's data_version); the
-        records themselves are shared between callers, which only read them."""
+        records themselves are shared between callers, which only read them.
+
+        The cache serves every thread: another thread's connection asks the connection that read the records
+        whether anything was committed since (data_version is per connection), so the app's worker thread
+        shares the records its GUI thread read at open instead of holding a second copy (450 MB at a million
+        paintings)."""
         db = self.db
-        key = (id(db), self._files_gen, db.execute("PRAGMA data_version").fetchone()[0])
+        gen = self._files_gen
         cached = self._records_cache
-        if cached is not None and cached[0] == key:
-            return list(cached[1])
+        if cached is not None and cached[1] == gen and (cached[0] is db or sqlite3.threadsafety == 3):
+            src, version, out = cached[0], cached[2], cached[3]
+            try:  # another thread's connection only where SQLite is serialized; a closed one just misses
+                same = src.execute("PRAGMA data_version").fetchone()[0] == version
+            except sqlite3.Error:
+                same = False
+            if same:
+                return list(out)
+        version = db.execute("PRAGMA data_version").fetchone()[0]
         out = self._read_records(db)
-        self._records_cache = (key, out)
+        self._records_cache = (db, gen, version, out)
         return list(out)
 
     def _read_records(self, db: sqlite3.Connection) -> list[FileRecord]:
-        rows = db.execute(f"SELECT {self._COLS} FROM files ORDER BY relpath").fetchall()
+        """Every record, read a block of rows at a time (never all rows as tuples beside the records). Records
+        are read-only, their labels too: paintings with the same labels share one dict (at a million
+        paintings: 450 MB of records instead of 890 MB)."""
+        cur = db.execute(f"SELECT {self._COLS} FROM files ORDER BY relpath")
         parsed: dict[str, dict[str, str]] = {}  # most paintings share a few label sets: parse each once
         out = []
-        for r in rows:
-            text = r[7]
-            if not isinstance(text, str) or len(text) > 4096:
-                labels = _parse_labels(text)
-            else:
-                if text not in parsed:
-                    parsed[text] = _parse_labels(text)
-                labels = dict(parsed[text])
-            out.append(FileRecord(id=r[0], relpath=_py_relpath(r[1]), size=r[2], mtime_ns=r[3], hash=r[4],
-                                  status=r[5], error=r[6], labels=labels, width=r[8], height=r[9]))
+        while rows := cur.fetchmany(8192):
+            for r in rows:
+                text = r[7]
+                if not isinstance(text, str) or len(text) > 4096:
+                    labels = _parse_labels(text)
+                else:
+                    labels = parsed.get(text)
+                    if labels is None:
+                        labels = parsed[text] = _parse_labels(text)
+                out.append(FileRecord(id=r[0], relpath=_py_relpath(r[1]), size=r[2], mtime_ns=r[3], hash=r[4],
+                                      status=r[5], error=r[6], labels=labels, width=r[8], height=r[9]))
         return out
 
     @_guarded
