@@ -239,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="read and extract on a Ray cluster; this machine writes the index. ADDRESS: the cluster "
                         "(auto, host:6379, ray://host:10001); without one, the cluster of RAY_ADDRESS, else a "
-                        "local one for this run. Every node must see the folder at the same path. Put --ray after "
-                        "the folder (or write --ray=ADDRESS)")
+                        "local one for this run. Every node must see the folder at the same path (or read its "
+                        "URL). Put --ray after the folder (or write --ray=ADDRESS)")
     g.add_argument("--ray-workers", type=_int_in(1, 100000, "--ray-workers"), metavar="N",
                    help="workers (one network each; default: one per GPU, else one per node)")
     g.add_argument("--ray-cpus", type=_positive_float("--ray-cpus"), metavar="C",
