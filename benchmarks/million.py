@@ -178,6 +178,18 @@ def cmd_analysis(args) -> dict:
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     last = [t0, None]
+    stage_rss: dict[str, float] = {}  # the largest RSS seen in each stage (sampled every 0.2 s)
+    running = [True]
+
+    def watch() -> None:
+        while running[0]:
+            k = last[1] or "start"
+            stage_rss[k] = max(stage_rss.get(k, 0.0), rss_mb())
+            time.sleep(0.2)
+
+    import threading
+
+    threading.Thread(target=watch, daemon=True).start()
     gen = col.analyse(force=True)
     an = None
     try:
@@ -191,6 +203,7 @@ def cmd_analysis(args) -> dict:
                 print(f"  {p.message}  rss {rss_mb():.0f} MiB  {now - t0:.0f} s", flush=True)
     except StopIteration as e:
         an = e.value
+    running[0] = False
     total = time.perf_counter() - t0
     if last[1] is not None:
         stages[last[1]] = stages.get(last[1], 0.0) + time.perf_counter() - last[0]
@@ -198,7 +211,8 @@ def cmd_analysis(args) -> dict:
     out = {"paintings": an.n, "sample_n": an.sample_n, "chunk": sampled.CHUNK, "topics_k": an.topics.k,
            "seconds": round(total, 1), "seconds_by_stage": {k: round(v, 1) for k, v in stages.items()},
            "rss_before_mb": rss0, "rss_after_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
-           "most_vectors_read_at_once": max(asked), "embedding_dim": int(an.blended.shape[1]),
+           "max_rss_mb_by_stage": {k: round(v) for k, v in stage_rss.items()},
+           "most_vectors_read_at_once": max(asked), "embedding_dim": sum(int(v.shape[1]) for v in an.parts.values()),
            "saved_mb": {f: round((d / f).stat().st_size / 2**20) for f in ("analysis.npz", "neighbours.hnsw",
                                                                          "analysis.json")}}
     col.close()

@@ -4,7 +4,10 @@ Here the thresholds are lowered so that ~150 paintings take the sampled path."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -52,6 +55,14 @@ def small_thresholds(monkeypatch):
     monkeypatch.setattr(sampled, "SAMPLE_ABOVE", 60)
     monkeypatch.setattr(sampled, "FIT_SAMPLE", SAMPLE)
     monkeypatch.setattr(sampled, "CHUNK", CHUNK)
+
+
+def _mapped(a: np.ndarray) -> bool:
+    import mmap
+
+    while a is not None and not isinstance(a, mmap.mmap):
+        a = getattr(a, "base", None) if isinstance(a, np.ndarray) else getattr(a, "obj", None)
+    return a is not None
 
 
 def _spy_reads(col, monkeypatch) -> list[int]:
@@ -110,6 +121,8 @@ def test_a_sampled_analysis_is_saved_and_loads_back(col, small_thresholds, capsy
         events, loaded = collect(again.analyse())
         assert [e.message for e in events] == ["loaded saved analysis"]
         assert loaded.sample_n == SAMPLE and loaded.relpaths == an.relpaths
+        if os.name == "posix":  # the parts of a large analysis are mapped from the file, not read
+            assert all(_mapped(v) for v in loaded.parts.values())
         for p in an.parts:
             np.testing.assert_array_equal(loaded.parts[p], an.parts[p])
         np.testing.assert_array_equal(loaded.topics.mixtures, an.topics.mixtures)
@@ -133,6 +146,19 @@ def test_paintings_added_to_a_sampled_fit_are_placed(col, small_thresholds):
     with Collection(col.root, settings=Settings(**SMALL), index_dir=col.index_dir) as again:
         loaded = again.load_analysis()
         assert loaded is not None and loaded.sample_n == SAMPLE and loaded.added_since == 4
+        # placing into the loaded (mapped) analysis, then saving over the file it maps, then loading again
+        (col.root / "stripes" / "stripes_1.jpg").unlink()
+        make_collection(col.root / "more", n_per_style=1, size=(96, 80), seed=9)
+        _, placed = run(again.index())
+        assert (placed.n, placed.added_since, placed.removed_since) == (N + 7, 8, 1)
+        assert all(not _mapped(v) for v in placed.parts.values())
+        np.testing.assert_array_equal(placed.parts["deep"][placed.row_of("swirl/swirl_0.jpg")],
+                                      an.parts["deep"][an.row_of("swirl/swirl_0.jpg")])
+    with Collection(col.root, settings=Settings(**SMALL), index_dir=col.index_dir) as third:
+        again_loaded = third.load_analysis()
+        assert again_loaded.relpaths == placed.relpaths and again_loaded.added_since == 8
+        for p in placed.parts:
+            np.testing.assert_array_equal(again_loaded.parts[p], placed.parts[p])
 
 
 def test_below_the_threshold_the_analysis_is_the_full_fit(col, monkeypatch):
@@ -158,6 +184,28 @@ def test_damaged_vectors_are_left_out_of_a_sampled_fit(col, small_thresholds):
     assert an.n == N - sum(r.hash == victim for r in recs) and victim not in an.hashes
     assert an.index.live == an.n and an.topics.mixtures.shape[0] == an.n
     assert victim not in col.store.known_hashes(fs)  # the next update extracts it again
+
+
+def test_records_are_read_once_for_every_thread_until_something_changes(col):
+    """The app's worker shares the records its GUI thread read (one copy at a million paintings), and a
+    commit by another connection (another process) is still seen from every thread."""
+    recs = col.store.records()
+
+    def in_thread() -> list:
+        got = []
+        t = threading.Thread(target=lambda: got.append(col.store.records()))
+        t.start()
+        t.join()
+        return got[0]
+
+    shared = in_thread()
+    assert shared[0] is recs[0] and len(shared) == len(recs)
+    assert recs[0].labels is recs[1].labels or recs[0].labels != recs[1].labels  # one dict per distinct labels
+    with sqlite3.connect(col.index_dir / "index.sqlite") as other:
+        other.execute("UPDATE files SET labels=? WHERE relpath=?", ('{"artist": "Someone"}', recs[0].relpath))
+    fresh = in_thread()
+    assert fresh[0] is not recs[0] and fresh[0].labels == {"artist": "Someone"}
+    assert col.store.records()[0].labels == {"artist": "Someone"}
 
 
 def _structured(n: int, d: int, seed: int) -> np.ndarray:

@@ -598,7 +598,9 @@ class Collection:
         if not isinstance(fp, str) or not isinstance(rel, list) or not isinstance(hashes, list) \
                 or len(rel) != len(hashes) or not all(isinstance(x, str) for x in rel + hashes):
             raise IndexCorrupt(f"The index file {d / 'analysis.json'} is damaged.")
-        a = load_npz(d / "analysis.npz")
+        # a large (sampled) analysis maps its parts from the file: only the rows used take memory (640 MB
+        # of a million paintings' parts stay on disk in the app until the map or a re-rank reads them)
+        a = load_npz(d / "analysis.npz", mapped=[f"part_{p}" for p in PARTS] if meta.get("sample_n") else ())
         n = len(rel)
         if ("fingerprint" in a and str(a["fingerprint"]) != fp) or len(a["file_ids"]) != n or any(
                 a[f"part_{p}"].ndim != 2 or a[f"part_{p}"].shape[0] != n for p in PARTS):

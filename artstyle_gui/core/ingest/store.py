@@ -179,15 +179,69 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Load an .npz written by :func:`save_npz`; never unpickles (object arrays are refused)."""
+def load_npz(path: Path, mapped: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """Load an .npz written by :func:`save_npz`; never unpickles (object arrays are refused).
+
+    ``mapped``: names whose arrays are memory-mapped read-only from the file instead of read (where the
+    platform lets a mapped file be replaced: not on Windows), so only the rows used take memory: a large
+    analysis's parts (:func:`map_npz_member`). Any other case reads them."""
+    mapped = set(mapped) if os.name == "posix" else set()
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy where an .npz belongs
                 raise ValueError("not an .npz archive")
-            return {k: z[k] for k in z.files}
+            out = {}
+            for k in z.files:
+                m = map_npz_member(path, k) if k in mapped else None
+                out[k] = z[k] if m is None else m
+            return out
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise IndexCorrupt(f"The index file {path} is damaged ({e}). Re-index the collection.") from e
+
+
+def map_npz_member(path: Path, name: str) -> np.ndarray | None:
+    """The array ``name`` of an uncompressed .npz as a read-only array over a memory map (None: it cannot be mapped:
+    compressed, not a plain C-ordered numeric array). The files are only ever replaced by a rename
+    (:func:`atomic_path`), never rewritten in place, so a mapping stays valid while the analysis lives."""
+    from numpy.lib import format as npformat
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name + ".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError(f"bad zip member {name!r}")
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        fh.seek(start)
+        version = npformat.read_magic(fh)
+        read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
+        offset = fh.tell()
+    if fortran or dtype.hasobject or not np.issubdtype(dtype, np.number) or len(shape) != 2 \
+            or offset + int(np.prod(shape)) * dtype.itemsize != start + info.file_size:
+        return None
+    import mmap
+
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(os, "posix_fadvise"):  # what a recent write left cached comes in huge pages: map pages read
+            try:                            # from the disk (4 KB each) instead
+                os.posix_fadvise(fh.fileno(), offset, nbytes, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+    # a row is a few hundred bytes: without these, reading one pulls the device's read-ahead (8 MB here) into
+    # the page cache, and a huge page of it (2 MB) into this process's RSS
+    for advice in ("MADV_RANDOM", "MADV_NOHUGEPAGE"):
+        if hasattr(mm, "madvise") and hasattr(mmap, advice):
+            try:
+                mm.madvise(getattr(mmap, advice))
+            except OSError:
+                pass
+    return np.frombuffer(mm, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
 
 
 def save_json(path: Path, obj: Any) -> None:
