@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         from report import render
 
         docs = ROOT / "docs"
-        (docs / "benchmarks.md").write_text(render(json.loads((docs / "benchmarks.json").read_text(encoding="utf-8"))),
+        (docs / "benchmarks.md").write_text(render(json.loads((docs / "benchmarks.json").read_text(encoding="utf-8"))) + "\n",
                                             encoding="utf-8")
     return 0
 
