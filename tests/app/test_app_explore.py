@@ -300,3 +300,22 @@ def test_topic_names_from_the_old_settings_move_into_the_index(window, indexed, 
     col = Collection(indexed.root, settings=fast_settings(), index_dir=index)
     assert col.topic_names() == {0: "Warm dots"}
     col.close()
+
+
+def test_the_topic_browser_says_when_a_large_collection_was_fitted_on_a_sample(window):
+    """Above core/index/sampled.SAMPLE_ABOVE paintings the topics are fitted on a sample: the Topics tab says so,
+    and that a re-fit fits a new sample (not every painting)."""
+    from dataclasses import replace
+
+    tb = window.topics
+    an = window.controller.analysis
+    n = an.n
+    tb.set_analysis(replace(an, sample_n=20))
+    assert f"Topics fitted on a sample of 20 of {n} paintings" in tb.k_note.text()
+    assert "the others are placed into these topics" in tb.k_note.text()
+    placed = replace(an, sample_n=20, fit_n=n - 2, fit_rows=np.r_[np.arange(n - 2), [-1, -1]])
+    tb.set_analysis(placed)
+    assert f"Topics fitted on a sample of 20 of {n - 2} paintings, 2 added since" in tb.k_note.text()
+    assert "on a new sample" in tb.k_note.text()
+    tb.set_analysis(an)
+    assert "sample" not in tb.k_note.text()

@@ -4,6 +4,7 @@ Here the thresholds are lowered so that ~150 paintings take the sampled path."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -129,7 +130,11 @@ def test_a_sampled_analysis_is_saved_and_loads_back(col, small_thresholds, capsy
         assert [n.relpath for n in again.similar(7, 5)] == [n.relpath for n in col.similar(7, 5)]
     capsys.readouterr()
     assert main(["-q", "topics", str(col.root), "--index-dir", str(col.index_dir)]) == 0
-    assert f"Topics fitted on a sample of {SAMPLE} of {N} paintings" in capsys.readouterr().out
+    assert f"Topics fitted on a sample of {SAMPLE} of {N} paintings (the others are placed into that fit)." \
+        in capsys.readouterr().out
+    assert main(["-q", "topics", str(col.root), "--index-dir", str(col.index_dir), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["fitted_on"], got["sampled_from"], got["added_since"]) == (SAMPLE, N, 0)
 
 
 def test_paintings_added_to_a_sampled_fit_are_placed(col, small_thresholds):
