@@ -216,8 +216,7 @@ class Controller(QObject):
             self.report(e)
             return False
         self.close_collection()
-        self.collection = col
-        self.set_records(col.records())
+        self.collection = col  # its records come from the index job (read in its worker: Indexing._open_gen)
         self.collection_changed.emit(col)
         self.message_posted.emit(f"Opened {col.root}")
         self.indexing.index(col)

@@ -21,13 +21,13 @@ class Indexing:
 
     def index(self, col: Collection) -> None:
         """Show the saved index of a folder just opened, then update what changed (a worker)."""
-        self.c.jobs.start(self.index_job(col, False))
+        self.c.jobs.start(self.index_job(col, False, show_records=True))
 
-    def index_job(self, col: Collection, retry_failed: bool, before=None) -> Job:
+    def index_job(self, col: Collection, retry_failed: bool, before=None, show_records: bool = False) -> Job:
         def make():
             if before is not None:
                 before()
-            return self._open_gen(col, retry_failed)
+            return self._open_gen(col, retry_failed, show_records)
 
         def done(result) -> None:
             rep, an, records = result
@@ -46,7 +46,9 @@ class Indexing:
         return Job("index", make, done, on_progress=self._on_index_progress, on_finished=finished)
 
     @staticmethod
-    def _open_gen(col: Collection, retry_failed: bool):
+    def _open_gen(col: Collection, retry_failed: bool, show_records: bool = False):
+        if show_records:  # a folder just opened: its saved records, read here (3 s at a million paintings, which
+            yield Progress("open", 0, 1, "reading the index", payload=col.records())  # froze the window)
         if col.analysis is None:
             an = col.load_analysis()
             if an is not None:
@@ -60,6 +62,8 @@ class Indexing:
     def _on_index_progress(self, p: Progress) -> None:
         if isinstance(p.payload, Analysis):  # the saved analysis, or a new one before its topics
             self.c.adopt_analysis(p.payload)
+        elif p.stage == "open" and isinstance(p.payload, list):  # the records of a folder just opened
+            self.c.set_records(p.payload)
         elif p.stage == "loaded" and p.message:
             self.c.message_posted.emit(p.message)
         elif p.stage in ("scan", "extract") and isinstance(p.payload, list) and p.payload:
