@@ -43,6 +43,33 @@ def add_one_section(a: dict) -> str:
     return s
 
 
+def cluster_section(c: dict) -> str:
+    """benchmarks/cluster.py's figures (docs/cluster.json): the Ray path against the single-process path."""
+    sizes = [str(n) for n in c.get("sizes", [])]
+    m = c.get("machine", {})
+    s = "## 8. Indexing on a Ray cluster (one machine) vs the single process\n\n"
+    s += (f"`python benchmarks/cluster.py` ({m.get('date', '')}, Ray {m.get('ray', '')}, {m.get('cpus', '')} CPUs): "
+          "`Collection.update()` over large JPEGs (2400x1800) from the scan to the last commit, the network's load "
+          "included, a new index each time, alternating rounds, medians. *local*: the single-process path; *ray, "
+          "running cluster*: `--ray` against a local Ray cluster of this machine's CPUs already running (the "
+          "worker's start and model load are in the time); *ray, started for the run*: `--ray` with no cluster "
+          "(Ray started and shut down by the command). Start-up and per-image time: time = start + N x per image, "
+          "fitted on the two sizes. More: [cluster.md](cluster.md).\n\n")
+    s += ("| path | " + " | ".join(f"{int(n):,} images s" for n in sizes)
+          + " | start-up s | per image ms | img/s after start | end to end vs local | per image vs local |\n")
+    s += "|---|" + "---|" * (len(sizes) + 5) + "\n"
+    for k, r in c.get("summary", {}).items():
+        s += (f"| {k} | " + " | ".join(str(r["median_seconds"].get(n)) for n in sizes)
+              + f" | {r.get('start_s')} | {r.get('per_image_ms')} | {r.get('img_s_after_start')} | "
+              f"{r.get('time_vs_local')} | {r.get('per_image_vs_local')} |\n")
+    s += ("\nThe driver, the only writer: one SQLite transaction per batch of records + feature blobs of the "
+          "default layout (22.7 KB each), as `Collection.update` commits them:\n\n")
+    s += _t(c.get("writer", []), [("images", "images"), ("batch", "images per commit"), ("commits_s", "commits/s"),
+                                  ("img_s", "images/s"), ("MB_s", "MB/s"), ("db_MiB", "index MiB")])
+    s += "\nTarget: on 2 local CPUs, the Ray path within 15 % of the single-process path.\n\n"
+    return s
+
+
 def million_section(m: dict) -> str:
     """benchmarks/million.py's figures (docs/million.json): the analysis and the app at a million paintings."""
     s = "## 7. A million paintings: the analysis on a sample, the neighbour index on every core, the app\n\n"
@@ -319,6 +346,9 @@ def render(res: dict) -> str:
     million = Path(__file__).resolve().parents[1] / "docs" / "million.json"
     if million.exists():
         s += million_section(json.loads(million.read_text(encoding="utf-8")))
+    cluster = Path(__file__).resolve().parents[1] / "docs" / "cluster.json"
+    if cluster.exists():
+        s += cluster_section(json.loads(cluster.read_text(encoding="utf-8")))
     extra = Path(__file__).with_name("perf_notes.md")
     if extra.exists():
         s += extra.read_text(encoding="utf-8")
