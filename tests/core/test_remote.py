@@ -117,3 +117,13 @@ def test_cli_indexes_a_url(bucket, tmp_path, capsys):
     assert "Nearest to baroque/0001.jpg" in capsys.readouterr().out
     assert main(["duplicates", url, "--index-dir", str(idx)]) == 1
     assert "needs the collection in a local folder" in capsys.readouterr().err
+
+
+def test_a_file_url_collection_finds_its_paintings_by_local_path(tmp_path):
+    col = Collection(f"file://{SAMPLE}", settings=Settings(), index_dir=tmp_path / "idx")
+    run(col.index())
+    row = col.find(str(SAMPLE / "baroque" / "0001.jpg"))  # the local path of a painting at a file:// URL
+    assert row is not None and col.analysis.relpaths[row] == "baroque/0001.jpg"
+    assert col.find("baroque/0001.jpg") == row
+    assert col.find(str(tmp_path / "elsewhere.jpg")) is None
+    col.close()

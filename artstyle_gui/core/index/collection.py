@@ -794,9 +794,12 @@ class Collection:
         an = self.require_analysis()
         p = Path(path_or_relpath)
         if p.is_absolute() or p.exists():
+            local = self.remote.local_path() if self.remote is not None else self.root  # file:// URLs have one
             try:
-                rel = p.resolve().relative_to(self.root).as_posix()
+                rel = p.resolve().relative_to(Path(local).resolve()).as_posix() if local else None
             except ValueError:
+                return None
+            if rel is None:
                 return None
         else:
             rel = Path(path_or_relpath).as_posix()
