@@ -238,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("on a Ray cluster (pip install \"artstyle-gui[cluster]\")")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="read and extract on a Ray cluster; this machine writes the index. ADDRESS: the cluster "
-                        "(auto, host:6379, ray://host:10001); without one, the cluster of RAY_ADDRESS, else a "
-                        "local one for this run. Every node must see the folder at the same path (or read its "
-                        "URL). Put --ray after the folder (or write --ray=ADDRESS)")
+                        "(auto, host:6379, ray://host:10001); without one, the cluster of RAY_ADDRESS, else one "
+                        "started here with `ray start`, else a local one for this run. Every node must see the "
+                        "folder at the same path (or read its URL). Put --ray after the folder (or write "
+                        "--ray=ADDRESS)")
     g.add_argument("--ray-workers", type=_int_in(1, 100000, "--ray-workers"), metavar="N",
                    help="workers (one network each; default: one per GPU, else one per node)")
     g.add_argument("--ray-cpus", type=_positive_float("--ray-cpus"), metavar="C",
@@ -558,7 +559,7 @@ def _report_labels(col) -> None:
 
 
 def cmd_index(args) -> int:
-    cluster = _cluster(args)  # a --ray that cannot work says so before anything is created
+    cluster = _cluster(args)  # without Ray, --ray says so before anything is created
     with open_collection(args) as col:
         if col.settings.backbone == IMAGENET_BACKBONE and not col.settings.weights_file and not args.backbone:
             print(f"artstyle: note: this collection uses the older ImageNet features ({IMAGENET_BACKBONE}); "

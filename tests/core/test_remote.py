@@ -127,3 +127,30 @@ def test_a_file_url_collection_finds_its_paintings_by_local_path(tmp_path):
     assert col.find("baroque/0001.jpg") == row
     assert col.find(str(tmp_path / "elsewhere.jpg")) is None
     col.close()
+
+
+def test_a_storage_failure_stops_the_run_and_marks_nothing_unreadable(bucket, tmp_path, monkeypatch):
+    """Throttling, expired credentials, a network outage: not a bad file. The run stops with the storage's
+    message, keeps what it wrote, marks no file unreadable, and the next run resumes."""
+    from artstyle_gui.core.ingest.remote import StorageError
+
+    url, mfs, base = bucket
+    real = type(mfs).cat_file
+    calls = {"n": 0}
+
+    def flaky(self, path, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise TimeoutError("connection timed out")
+        return real(self, path, *a, **kw)
+
+    monkeypatch.setattr(type(mfs), "cat_file", flaky)
+    col = Collection(url, settings=Settings(batch_size=4), index_dir=tmp_path / "idx")
+    with pytest.raises(StorageError, match=r"Cannot read memory://.*TimeoutError: connection timed out.*resumes"):
+        run(col.update())
+    recs = col.records()
+    assert 0 < len(recs) < 48 and all(r.status == "ok" for r in recs)  # the batches before it stay, none failed
+    monkeypatch.setattr(type(mfs), "cat_file", real)
+    rep = run(col.update())
+    assert rep.extracted == 48 - len(recs) and not rep.failed
+    col.close()

@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ..errors import ArtStyleError
-from ..ingest.extract import Extracted, KnownHashes, extract_batch, read_prepared
+from ..ingest.extract import GPU_BATCH, Extracted, KnownHashes, extract_batch, read_prepared
 from ..ingest.features import FeatureLayout
 from ..ingest.remote import is_url, reader_for
 from ..model import Settings
 
-#: images per network pass of a GPU actor (as the local run on a GPU)
-GPU_BATCH = 64
 #: local-run batches handed to an actor per call (fewer calls, the same network passes)
 BATCHES_PER_CALL = 4
 
@@ -73,29 +72,41 @@ class ClusterPlan:
 
 def plan(ray, *, actors: int | None = None, cpus_per_actor: float | None = None, gpus_per_actor: float | None = None,
          batch_size: int = 16) -> ClusterPlan:
-    """The default: one actor per GPU (with that GPU's share of the CPUs) where the cluster has GPUs, else
-    one actor per node with all of its CPUs, as the local run uses one machine."""
+    """How many workers of which size. Every worker has the same size (a Ray Data actor pool), so the default
+    is: where the cluster has GPUs, one worker per GPU with its GPU node's share of the CPUs (the smallest
+    share); else workers of the smallest node's CPUs, as many as fit on each node (one per node where the
+    nodes are alike, as the local run uses one machine). Nodes without CPUs (a head node started with
+    ``--num-cpus=0``) run no worker. A worker no node can hold is an ArtStyleError, not a run that waits."""
     res = ray.cluster_resources()
     cpus, gpus = float(res.get("CPU", 0)), float(res.get("GPU", 0))
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    node_cpus = [float(n.get("Resources", {}).get("CPU", 0)) for n in nodes] or [cpus]
-    if cpus < 1:
+    alive = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] or [{"CPU": cpus, "GPU": gpus}]
+    nodes = [(float(r.get("CPU", 0)), float(r.get("GPU", 0))) for r in alive]
+    workers = [(c, g) for c, g in nodes if c >= 1]  # nodes that can run a worker at all
+    if not workers:
         raise ArtStyleError("The Ray cluster has no CPUs to run the workers on.")
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if gpus >= 1 else 0.0
-    if gpus_per_actor and gpus < gpus_per_actor:
-        raise ArtStyleError(f"The Ray cluster has {gpus:g} GPUs; each worker asks for {gpus_per_actor:g}.")
-    if cpus_per_actor is None:
-        if gpus_per_actor:
-            cpus_per_actor = max(1.0, min(max(node_cpus), float(int(cpus // max(1, gpus // gpus_per_actor)))))
-        else:
-            cpus_per_actor = max(1.0, min(node_cpus))
-    if cpus_per_actor > max(node_cpus):
-        raise ArtStyleError(f"Each worker asks for {cpus_per_actor:g} CPUs; the largest node has {max(node_cpus):g}.")
+    if gpus_per_actor:
+        gpu_nodes = [(c, g) for c, g in workers if g >= gpus_per_actor]
+        if not gpu_nodes:
+            raise ArtStyleError(f"The Ray cluster has {gpus:g} GPUs on nodes with CPUs; each worker asks for "
+                                f"{gpus_per_actor:g}.")
+        if cpus_per_actor is None:  # the smallest per-GPU share of a GPU node's CPUs
+            cpus_per_actor = max(1.0, min(float(int(c // int(g // gpus_per_actor))) for c, g in gpu_nodes))
+        fit = [min(int(c // cpus_per_actor), int(g // gpus_per_actor)) for c, g in gpu_nodes]
+    else:
+        if cpus_per_actor is None:
+            cpus_per_actor = max(1.0, min(c for c, _ in workers))
+        fit = [int(c // cpus_per_actor) for c, _ in workers]
+    if not any(fit):
+        what = f"{gpus_per_actor:g} GPU + {cpus_per_actor:g} CPUs" if gpus_per_actor else f"{cpus_per_actor:g} CPUs"
+        largest = max(c for c, _ in workers)
+        raise ArtStyleError(f"Each worker asks for {what}; no node of the Ray cluster has that (the largest node "
+                            f"has {largest:g} CPUs). Ask for fewer with --ray-cpus.")
     if actors is None:
-        actors = int(gpus // gpus_per_actor) if gpus_per_actor else sum(int(c // cpus_per_actor) for c in node_cpus)
+        actors = sum(fit)
     bs = max(1, batch_size, GPU_BATCH if gpus_per_actor else 1)
-    return ClusterPlan(max(1, actors), cpus_per_actor, gpus_per_actor, bs, max(1, len(nodes)), cpus, gpus)
+    return ClusterPlan(max(1, actors), cpus_per_actor, gpus_per_actor, bs, len(workers), cpus, gpus)
 
 
 class _BatchExtractor:
@@ -104,17 +115,25 @@ class _BatchExtractor:
     def __init__(self, root: str, settings: Settings, known: KnownHashes, threads: int) -> None:
         import socket
 
+        try:
+            self._setup(root, settings, known, threads)
+        except ArtStyleError as e:
+            raise ArtStyleError(f"On the Ray node {socket.gethostname()}: {e}") from None
+        except Exception as e:  # a package or weights missing on that node, ...: said in one line
+            raise ArtStyleError(f"On the Ray node {socket.gethostname()}: {type(e).__name__}: {e}") from None
+
+    def _setup(self, root: str, settings: Settings, known: KnownHashes, threads: int) -> None:
+        import socket
+
         if not is_url(root) and not os.path.isdir(root):  # else every file would be "unreadable"
-            raise ArtStyleError(f"The collection {root} is not visible on the Ray node {socket.gethostname()}: "
-                                "every node must see it at the same path (a shared filesystem) or by URL.")
+            raise ArtStyleError(f"the collection {root} is not visible there: every node must see it at the same "
+                                "path (a shared filesystem) or by URL.")
         os.environ["ARTSTYLE_TORCH_THREADS"] = str(threads)  # this actor's CPUs, not the node's
         from ..ingest.backbones import REGISTRY, load_backbone
         from ..ingest.runtime import use_runtime
 
-        try:
-            self.read = reader_for(root)  # a shared folder's path, or an fsspec URL every node can read
-        except ArtStyleError as e:
-            raise ArtStyleError(f"On the Ray node {socket.gethostname()}: {e}") from None
+        self.read = reader_for(root)  # a shared folder's path, or an fsspec URL every node can read
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.settings = settings
         self.known = known
         self.net = use_runtime(load_backbone(settings.backbone, settings.weights_file), settings.runtime,
@@ -131,7 +150,8 @@ class _BatchExtractor:
                              max_megapixels=st.max_megapixels)
 
     def __call__(self, rows: dict) -> dict:
-        out: dict[str, list] = {k: [] for k in ("batch", "relpath", "hash", "error", "blob", "width", "height")}
+        out: dict[str, list] = {k: [] for k in ("batch", "relpath", "hash", "error", "blob", "width", "height",
+                                                "worker")}
         groups = [list(g) for g in rows["relpaths"]]
         futures = [[self.pool.submit(self._read_one, rp) for rp in g] for g in groups]  # decode ahead
         for b, g, futs in zip(rows["batch"], groups, futures):
@@ -143,6 +163,7 @@ class _BatchExtractor:
                 out["blob"].append(ex.blob or b"")
                 out["width"].append(-1 if ex.width is None else ex.width)
                 out["height"].append(-1 if ex.height is None else ex.height)
+                out["worker"].append(self.worker)
         import numpy as np
 
         return {k: np.array(v, dtype=np.int64 if k in ("batch", "width", "height") else object)
@@ -155,12 +176,16 @@ def worker_error(e: BaseException) -> str:
     text = str(e)
     for line in text.splitlines():
         if "ArtStyleError:" in line:
-            return line.split("ArtStyleError:", 1)[1].strip()
+            msg = line.split("ArtStyleError:", 1)[1].strip()
+            return msg if msg.endswith(".") else msg + "."
     cause = getattr(e, "cause", None) or e.__cause__
     if isinstance(cause, ArtStyleError):
         return str(cause)
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return f"{type(e).__name__}: {first[:300]}" if first else type(e).__name__
+    # else the last "Name: message" line of the worker's traceback (the first is Ray's own wrapper)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    named = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*:", ln)]
+    last = (named or lines or [type(e).__name__])[-1][:300]
+    return last if last.endswith(".") else last + "."
 
 
 class RayRun:
@@ -175,6 +200,8 @@ class RayRun:
         self.want = (actors, cpus_per_actor, gpus_per_actor)
         self.on_plan = on_plan
         self.rate = ""
+        #: host:pid of the workers whose batches were written (a worker restarted by Ray is a new one)
+        self.workers: set[str] = set()
         self.plan: ClusterPlan | None = None
         self._started = False
 
@@ -191,8 +218,13 @@ class RayRun:
             self._started = True
         try:
             actors, cpus, gpus = self.want
-            if self.settings.device in ("cuda", "mps") and gpus is None:
+            st = self.settings
+            if gpus is None and (st.device == "cpu" or st.runtime == "onnx"):
+                gpus = 0.0  # the network asked for on the CPU runs on the CPU, as in a local run
+            elif gpus is None and st.device in ("cuda", "mps"):
                 gpus = 1.0  # asked for a GPU: each worker gets one (an error if the cluster has none)
+            if gpus == 0 and st.device in ("cuda", "mps"):
+                raise ArtStyleError(f"--device {st.device} asks for a GPU, but the workers get none (--ray-gpus 0).")
             self.plan = plan(ray, actors=actors, cpus_per_actor=cpus, gpus_per_actor=gpus,
                              batch_size=self.settings.batch_size)
         except BaseException:
@@ -222,8 +254,8 @@ class RayRun:
         import ray.data as rd
 
         p = self.plan
-        st = replace(self.settings, device="cuda" if p.gpus else ("cpu" if self.settings.device == "auto"
-                                                                  else self.settings.device))
+        st = replace(self.settings, device=("cuda" if self.settings.device == "auto" else self.settings.device)
+                     if p.gpus else "cpu")
         bs = p.batch_size
         groups = [self.todo[i : i + bs] for i in range(0, len(self.todo), bs)]
         sizes = {i: len(g) for i, g in enumerate(groups)}
@@ -253,11 +285,12 @@ class RayRun:
         arrived: dict[int, list[Extracted]] = {}
         finished: set[int] = set()
         for out in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-            for b, rp, h, err, blob, w, hh in zip(out["batch"], out["relpath"], out["hash"], out["error"],
-                                                  out["blob"], out["width"], out["height"]):
+            for b, rp, h, err, blob, w, hh, who in zip(out["batch"], out["relpath"], out["hash"], out["error"],
+                                                       out["blob"], out["width"], out["height"], out["worker"]):
                 b = int(b)
                 if b in finished:  # a retried batch that had already arrived whole: written once only
                     continue
+                self.workers.add(str(who))
                 arrived.setdefault(b, []).append(Extracted(
                     str(rp), str(h) or None, str(err) or None, bytes(blob) or None, None if w < 0 else int(w),
                     None if hh < 0 else int(hh)))
@@ -270,6 +303,10 @@ class RayRun:
                 el = max(1e-6, time.monotonic() - t0)
                 self.rate = f"{done_images / el:,.1f} img/s on {p.actors} worker{'s' if p.actors != 1 else ''}"
                 yield batch
+        missing = len(sizes) - len(finished)
+        if missing:  # never reported as done: the records of those files are simply not written
+            raise ArtStyleError(f"{missing:,} batch{'es' if missing != 1 else ''} of files did not come back from "
+                                "the Ray cluster. The batches already written are kept: the same command resumes.")
 
 
 def ray_extractor(address: str | None = None, *, actors: int | None = None, cpus_per_actor: float | None = None,

@@ -37,7 +37,7 @@ from ..ingest.backbones import (
     file_sha256,
     load_backbone,
 )
-from ..ingest.extract import Extracted, extract_batch, read_prepared
+from ..ingest.extract import GPU_BATCH, Extracted, extract_batch, read_prepared
 from ..ingest.features import FeatureLayout, prepare
 from ..ingest.labels import artist_from_parent, read_labels_csv
 from ..ingest.remote import RemoteFolder, is_url, reader_for
@@ -62,7 +62,6 @@ from . import sampled
 #: was fitted on have been added or removed since; then (or when asked: Re-fit, ``artstyle index --refit``)
 #: everything is fitted again. Fits on fewer than REFIT_MIN paintings are always redone (they take seconds).
 REFIT_SHARE = 0.10
-GPU_BATCH = 64  # images per engine batch when the network runs on a GPU (Backbone.to_device: 64 per pass)
 REFIT_MIN = 50
 PLACED_NPZ, PLACED_JSON = "placed.npz", "placed.json"
 
@@ -253,20 +252,23 @@ class Collection:
             total = len(todo)
             if total:
                 yield Progress("load-model", 0, 1, f"loading {st.backbone}")
-                self._scanned = {f.relpath: f for f in todo}
+                scanned = {f.relpath: f for f in todo}
                 batches = extractor(self, todo, known) if extractor is not None else self._extract_local(todo, known)
-                yield Progress("extract", 0, total, f"{total:,} images to read")
-                done = 0
-                for extracted in batches:
-                    recs, vecs, new_paths = self._records_of(extracted, labels, known, rep, dims)
-                    with self.store.transaction():
-                        self.store.put_vectors(fs, vecs)
-                        self.store.upsert_files(recs)
-                    known.update(h for h, _ in vecs)
-                    done += len(extracted)
-                    yield Progress("extract", done, total, f"{done:,}/{total:,} images"
-                                   + (f" ({batches.rate})" if getattr(batches, "rate", "") else ""),
-                                   payload=new_paths)
+                try:
+                    yield Progress("extract", 0, total, f"{total:,} images to read")
+                    done = 0
+                    for extracted in batches:
+                        recs, vecs, new_paths = self._records_of(extracted, scanned, labels, known, rep, dims)
+                        with self.store.transaction():
+                            self.store.put_vectors(fs, vecs)
+                            self.store.upsert_files(recs)
+                        known.update(h for h, _ in vecs)
+                        done += len(extracted)
+                        yield Progress("extract", done, total, f"{done:,}/{total:,} images"
+                                       + (f" ({batches.rate})" if getattr(batches, "rate", "") else ""),
+                                       payload=new_paths)
+                finally:  # stopped early (cancel, an error): the extractor lets go of what it holds (a Ray cluster)
+                    getattr(batches, "close", lambda: None)()
             # features of content that left the collection (removed or changed files) are dropped, in
             # every feature set; new files orphan nothing (adding one painting to 100,000 skips this)
             if gone or any(f.relpath in old for f in todo):
@@ -281,10 +283,12 @@ class Collection:
 
     def _extract_local(self, todo: list, known: set[str]):
         """The local run: decode threads read and prepare up to two batches ahead of the network, which runs
-        here (ONNX Runtime or torch, CPU or GPU); yields what each batch gave."""
+        here (ONNX Runtime or torch, CPU or GPU); an iterator of what each batch gave. The network is loaded
+        here, before the first image is read (the "load-model" step)."""
+        return self._local_batches(todo, known, self.backbone(), self.layout)
+
+    def _local_batches(self, todo: list, known: set[str], net, layout):
         st = self.settings
-        net = self.backbone()
-        layout = self.layout
         on_gpu = getattr(net, "device", "cpu") not in ("cpu", None)
         # on a GPU the network is no longer the CPU's work: every core decodes, in larger batches
         threads = st.decode_threads or (os.cpu_count() or 2 if on_gpu else max(2, min(8, os.cpu_count() or 2)))
@@ -315,15 +319,15 @@ class Collection:
                     pending.append((nb, submit(nb)))
                 yield extract_batch([f.relpath for f in batch], [fu.result() for fu in futs], net, layout)
 
-    def _records_of(self, extracted: list[Extracted], labels, known: set[str], rep: UpdateReport, dims=None):
+    def _records_of(self, extracted: list[Extracted], scanned: dict, labels, known: set[str], rep: UpdateReport,
+                    dims=None):
         """The records and new feature vectors of one extracted batch (content seen before, in the index or
         earlier in the batch, is reused, not stored twice)."""
         recs: list[FileRecord] = []
         vecs: list[tuple[str, bytes]] = []
         seen: set[str] = set()
-        by_path = self._scanned
         for ex in extracted:
-            f = by_path[ex.relpath]
+            f = scanned[ex.relpath]
             h = ex.hash
             rec = FileRecord(0, f.relpath, f.size, f.mtime_ns, h, "ok", None, labels.get(f.relpath, {}))
             if ex.error is not None:

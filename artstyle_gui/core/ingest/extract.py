@@ -15,6 +15,10 @@ import numpy as np
 from ..errors import DecodeError
 from .features import FeatureLayout, Prepared, content_hash, prepare
 
+#: images per network pass on a GPU (``Backbone.to_device`` passes 64 at a time): the local run's batches there,
+#: and a GPU cluster worker's, so that both pass the same images together
+GPU_BATCH = 64
+
 
 @dataclass
 class Extracted:
@@ -37,7 +41,9 @@ def read_local(path: str) -> bytes:
 def read_prepared(read: Callable[[str], bytes], relpath: str, known, *, colour_bins: int, trim_borders: bool,
                   max_megapixels: float) -> tuple[str | None, Prepared | None, str | None]:
     """Read the bytes once (``read(relpath)``), hash them, decode unless the content is ``in known``:
-    (hash, prepared or None, error or None). Never raises for a bad file: the reason is returned."""
+    (hash, prepared or None, error or None). Never raises for a bad file: the reason is returned. A storage
+    that fails as a whole (``read`` raises an ArtStyleError: throttling, expired credentials, a network
+    outage) is not a bad file: that error stops the run, and the file is not marked unreadable."""
     try:
         data = read(relpath)
     except FileNotFoundError:
@@ -85,8 +91,8 @@ class KnownHashes:
     million of them travel to every cluster worker as 16 MB instead of a 100 MB Python set."""
 
     def __init__(self, hashes: Iterable[str]) -> None:
-        raw = sorted({bytes.fromhex(h) for h in hashes if h and len(h) == 32})
-        self._a = np.array(raw, dtype="S16") if raw else np.zeros(0, "S16")
+        raw = [bytes.fromhex(h) for h in hashes if h and len(h) == 32]
+        self._a = np.unique(np.array(raw, dtype="S16")) if raw else np.zeros(0, "S16")  # numpy's order: searchsorted
 
     def __len__(self) -> int:
         return len(self._a)

@@ -1,7 +1,7 @@
 """Collections at an fsspec URL (``s3://bucket/prefix``, ``gs://...``, ``file:///shared/paintings``, ...):
 listed and read through `fsspec <https://filesystem-spec.readthedocs.io>`_, read-only, like a folder.
 
-fsspec comes with the cluster extra (Ray Data uses it); the backend of a protocol is its own package
+fsspec is a dependency (torch and Ray Data use it too); the backend of a protocol is its own package
 (``s3fs`` for ``s3://``, ``gcsfs`` for ``gs://``, ``adlfs`` for ``az://``): a missing one is named in the
 message. Credentials come from the backend's usual places (environment, config files).
 
@@ -21,6 +21,10 @@ from datetime import datetime
 from ..errors import ArtStyleError
 from .imageio import IMAGE_EXTENSIONS
 from .scan import ScannedFile
+
+
+class StorageError(ArtStyleError):
+    """The storage of a URL collection failed (not one bad file): the run stops and resumes later."""
 
 
 def is_url(text: object) -> bool:
@@ -56,8 +60,7 @@ class RemoteFolder:
         try:
             import fsspec
         except ImportError:
-            raise ArtStyleError(f"{url} is a URL: reading a collection by URL needs fsspec "
-                                '(pip install "artstyle-gui[cluster]").') from None
+            raise ArtStyleError(f"{url} is a URL: reading a collection by URL needs fsspec (pip install fsspec).") from None
         self.url = url.rstrip("/")
         try:
             self.fs, path = fsspec.core.url_to_fs(self.url)
@@ -104,14 +107,16 @@ class RemoteFolder:
         yield from sorted(items, key=lambda f: f.relpath)
 
     def read(self, relpath: str) -> bytes:
+        """One object's bytes. Gone or forbidden: FileNotFoundError / PermissionError (that file is reported
+        as unreadable); any other failure is the storage's (throttling, credentials, the network): a
+        StorageError that stops the run, so that no file is marked unreadable because of it."""
         try:
             return self.fs.cat_file(f"{self.base}/{relpath}")
-        except FileNotFoundError:
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
-        except OSError:
-            raise
-        except Exception as e:  # a backend error (permissions, throttling) for this one file
-            raise OSError(f"{type(e).__name__}: {e}") from None
+        except Exception as e:
+            raise StorageError(f"Cannot read {self.url}/{relpath}: {type(e).__name__}: {e}. The files indexed "
+                               "so far are kept: the same command resumes.") from None
 
 
 def reader_for(root: str) -> Callable[[str], bytes]:
