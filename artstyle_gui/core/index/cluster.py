@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ..errors import ArtStyleError
-from ..ingest.extract import GPU_BATCH, Extracted, KnownHashes, extract_batch, read_prepared
+from ..ingest.extract import GPU_BATCH, Extracted, KnownHashes, extract_batch, prepared_reader
 from ..ingest.features import FeatureLayout
 from ..ingest.remote import is_url, reader_for
 from ..model import Settings
@@ -132,10 +132,9 @@ class _BatchExtractor:
         from ..ingest.backbones import REGISTRY, load_backbone
         from ..ingest.runtime import use_runtime
 
-        self.read = reader_for(root)  # a shared folder's path, or an fsspec URL every node can read
+        # a shared folder's path, or an fsspec URL every node can read; known content is not decoded again
+        self.read_one = prepared_reader(reader_for(root), known, settings)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.settings = settings
-        self.known = known
         self.net = use_runtime(load_backbone(settings.backbone, settings.weights_file), settings.runtime,
                                settings.device)
         self.layout = FeatureLayout.for_backbone(REGISTRY[settings.backbone], settings.colour_bins)
@@ -143,17 +142,11 @@ class _BatchExtractor:
 
         self.pool = ThreadPoolExecutor(max_workers=max(2, threads), thread_name_prefix="artstyle-decode")
 
-    def _read_one(self, relpath: str):
-        st = self.settings
-        return read_prepared(self.read, relpath, self.known,
-                             colour_bins=st.colour_bins, trim_borders=st.trim_borders,
-                             max_megapixels=st.max_megapixels)
-
     def __call__(self, rows: dict) -> dict:
         out: dict[str, list] = {k: [] for k in ("batch", "relpath", "hash", "error", "blob", "width", "height",
                                                 "worker")}
         groups = [list(g) for g in rows["relpaths"]]
-        futures = [[self.pool.submit(self._read_one, rp) for rp in g] for g in groups]  # decode ahead
+        futures = [[self.pool.submit(self.read_one, rp) for rp in g] for g in groups]  # decode ahead
         for b, g, futs in zip(rows["batch"], groups, futures):
             for ex in extract_batch(g, [f.result() for f in futs], self.net, self.layout):
                 out["batch"].append(int(b))

@@ -37,7 +37,7 @@ from ..ingest.backbones import (
     file_sha256,
     load_backbone,
 )
-from ..ingest.extract import GPU_BATCH, Extracted, extract_batch, read_prepared
+from ..ingest.extract import GPU_BATCH, Extracted, extract_batch, prepared_reader
 from ..ingest.features import FeatureLayout, prepare
 from ..ingest.labels import artist_from_parent, read_labels_csv
 from ..ingest.remote import RemoteFolder, is_url, reader_for
@@ -294,12 +294,8 @@ class Collection:
         threads = st.decode_threads or (os.cpu_count() or 2 if on_gpu else max(2, min(8, os.cpu_count() or 2)))
         bs = max(1, st.batch_size, GPU_BATCH if on_gpu else 1)
         batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
-        read = reader_for(str(self.root))
-
-        def read_one(relpath: str):
-            return read_prepared(read, relpath, known,
-                                 colour_bins=st.colour_bins, trim_borders=st.trim_borders,
-                                 max_megapixels=st.max_megapixels)
+        # a URL collection reads through the RemoteFolder it opened (no second connection)
+        read_one = prepared_reader(self.remote.read if self.remote else reader_for(str(self.root)), known, st)
 
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artstyle-decode") as pool:
             pending: deque = deque()

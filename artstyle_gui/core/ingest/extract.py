@@ -67,6 +67,16 @@ def read_prepared(read: Callable[[str], bytes], relpath: str, known, *, colour_b
         return h, None, f"could not process: {type(e).__name__}: {e}"
 
 
+def prepared_reader(read: Callable[[str], bytes], known, st) -> Callable[[str], tuple]:
+    """:func:`read_prepared` for one run: ``relpath -> (hash, prepared, error)`` with the decode settings of
+    ``st`` (a :class:`~..model.Settings`: ``colour_bins``, ``trim_borders``, ``max_megapixels``)."""
+    def read_one(relpath: str) -> tuple:
+        return read_prepared(read, relpath, known, colour_bins=st.colour_bins, trim_borders=st.trim_borders,
+                             max_megapixels=st.max_megapixels)
+
+    return read_one
+
+
 def extract_batch(relpaths: Iterable[str], results, net, layout: FeatureLayout) -> list[Extracted]:
     """One network pass over the decoded images of a batch (``results``: what :func:`read_prepared` gave for
     each path, in order); the features are packed as the index stores them."""
